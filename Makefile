@@ -1,0 +1,26 @@
+# The two commands a newcomer needs: `make demo` (set up if needed, run the main job) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-fast lock clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/amc-tf demo
+
+# CI sets CI=true, which also runs tests marked `slow` (see tests/conftest.py).
+test: setup
+	$(VENV)/bin/python -m pytest tests
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest tests -m "not slow"
+
+lock:
+	bash requirements/lock.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache

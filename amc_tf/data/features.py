@@ -1,0 +1,81 @@
+"""The tf.Example contract between preprocessing, training, evaluation and serving.
+
+Every preprocessed clip is one tf.Example with these features (appendix B.1 of the paper):
+  video         bytes   raw uint8 video, T x H x W x 3 (T=32, H=W=64), C order
+  keypoints     float   T * 2k keypoint coordinates in frame pixels, (x, y) per keypoint
+  velocity      float   (T-1) * 2k frame-to-frame keypoint deltas divided by VELOCITY_SCALE,
+                        clipped to [-1, 1] so D_m's tanh velocity head can fit them (§3.2)
+  motion_class  int64   class id in [0, num_classes)
+  subject       bytes   identity id (splits are by subject, never by clip)
+  clip_id       bytes   unique id of the source clip (+ augmentation suffix)
+"""
+
+VIDEO = "video"
+KEYPOINTS = "keypoints"
+VELOCITY = "velocity"
+MOTION_CLASS = "motion_class"
+SUBJECT = "subject"
+CLIP_ID = "clip_id"
+
+NUM_FRAMES = 32
+FRAME_SIZE = 64
+CHANNELS = 3
+
+# Pixels per frame that map to velocity 1.0. Synthetic and real clips at stride <= 3 move keypoints
+# by < 8 px/frame on the 64x64 crop, so clipping at +-1 rarely binds.
+VELOCITY_SCALE = 8.0
+
+# Keypoints per dataset style (appendix B.1): MUG's 11 facial landmarks, NATOPS's 9 body joints.
+NUM_KEYPOINTS = {"faces": 11, "gestures": 9}
+
+
+def feature_spec(num_keypoints, num_frames=NUM_FRAMES):
+    """tf.io.parse_example spec for preprocessed clips with `num_keypoints` keypoints."""
+    import tensorflow as tf
+    return {
+        VIDEO: tf.io.FixedLenFeature([], tf.string),
+        KEYPOINTS: tf.io.FixedLenFeature([num_frames * 2 * num_keypoints], tf.float32),
+        VELOCITY: tf.io.FixedLenFeature([(num_frames - 1) * 2 * num_keypoints], tf.float32),
+        MOTION_CLASS: tf.io.FixedLenFeature([], tf.int64),
+        SUBJECT: tf.io.FixedLenFeature([], tf.string),
+        CLIP_ID: tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def parse_examples(serialized, num_keypoints, num_frames=NUM_FRAMES, frame_size=FRAME_SIZE):
+    """Parses a batch of serialized clips into shaped tensors.
+
+    Returns a dict: video uint8 (B, T, H, W, 3), keypoints float32 (B, T, 2k), velocity float32
+    (B, T-1, 2k), motion_class int32 (B,), subject / clip_id string (B,).
+    """
+    import tensorflow as tf
+    parsed = tf.io.parse_example(serialized, feature_spec(num_keypoints, num_frames))
+    video = tf.io.decode_raw(parsed[VIDEO], tf.uint8)
+    video = tf.reshape(video, [-1, num_frames, frame_size, frame_size, CHANNELS])
+    return {
+        VIDEO: video,
+        KEYPOINTS: tf.reshape(parsed[KEYPOINTS], [-1, num_frames, 2 * num_keypoints]),
+        VELOCITY: tf.reshape(parsed[VELOCITY], [-1, num_frames - 1, 2 * num_keypoints]),
+        MOTION_CLASS: tf.cast(parsed[MOTION_CLASS], tf.int32),
+        SUBJECT: parsed[SUBJECT],
+        CLIP_ID: parsed[CLIP_ID],
+    }
+
+
+def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=True,
+                 num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, drop_remainder=True, seed=None):
+    """A tf.data pipeline of parsed batches from (GZIP or plain) TFRecord files."""
+    import tensorflow as tf
+    files = tf.io.gfile.glob(file_pattern)
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
+    compression = "GZIP" if files[0].endswith(".gz") else None
+    ds = tf.data.TFRecordDataset(files, compression_type=compression)
+    if shuffle:
+        ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(lambda s: parse_examples(s, num_keypoints, num_frames, frame_size),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

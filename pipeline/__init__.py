@@ -1,0 +1,1 @@
+"""TFX pipeline for AMC-GAN: create_pipeline, runners, Trainer module files."""

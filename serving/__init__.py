@@ -1,0 +1,1 @@
+"""TF Serving export, gRPC server and client for AMC-GAN generation."""
