@@ -25,7 +25,8 @@ def test_tfx_components_import():
                  "Trainer", "ImportSchemaGen", "ImportExampleGen"):
         assert hasattr(tfx.components, name), name
     import tensorflow_model_analysis as tfma
-    assert hasattr(tfma, "EvalConfig")
+    from tensorflow_model_analysis.proto import config_pb2  # TFMA 0.52 no longer re-exports it
+    assert hasattr(tfma, "run_model_analysis") and hasattr(config_pb2, "EvalConfig")
     from tensorflow_serving.apis import prediction_service_pb2_grpc
     assert hasattr(prediction_service_pb2_grpc, "PredictionServiceStub")
 
