@@ -1,0 +1,84 @@
+"""`amc-tf serve` and `amc-tf generate`. TensorFlow is imported only when a command runs."""
+
+import os
+
+
+def serve(args):
+    import logging
+    import signal
+
+    from serving import server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    model_server = server.ModelServer(
+        args.model_base_path, args.model_name, host=args.host, port=args.port,
+        rest_port=args.rest_port if args.rest_port >= 0 else None,
+        max_batch_size=args.max_batch_size, max_message_bytes=args.max_message_bytes,
+        poll_interval_s=args.poll_interval, workers=args.workers).start()
+
+    def shutdown(signum, _frame):
+        logging.info("signal %d: stopping (grace %.0f s)", signum, args.grace)
+        # stop() joins threads: run it off the signal handler's frame.
+        import threading
+        threading.Thread(target=model_server.stop, args=(args.grace,)).start()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    print(f"serving {args.model_name} from {args.model_base_path}: gRPC {args.host}:"
+          f"{model_server.port}" + (f", REST {args.host}:{model_server.rest_port}"
+                                    if model_server.rest_port else ""), flush=True)
+    model_server.wait()
+    return 0
+
+
+def generate(args):
+    from serving import client
+
+    metadata = client.get_metadata(args.server, args.model_name, args.timeout)
+    video, velocity = client.generate_video(args.server, args.image, args.motion, args.seed,
+                                            model_name=args.model_name, timeout=args.timeout,
+                                            metadata=metadata)
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    written = [client.write_gif(video, args.out, fps=args.fps)]
+    mp4 = client.write_mp4(video, os.path.splitext(args.out)[0] + ".mp4", fps=args.fps)
+    if mp4:
+        written.append(mp4)
+    if args.contact_sheet:
+        written.append(client.write_contact_sheet(video, args.contact_sheet))
+    name = metadata["class_names"][client.resolve_class(args.motion, metadata["class_names"])]
+    print(f"generated {video.shape[0]} frames of {name!r} (seed {args.seed}), velocity "
+          f"{tuple(velocity.shape)}: {', '.join(written)}")
+    return 0
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "serve", help="serve pushed models over TF Serving's gRPC (and REST) API")
+    p.add_argument("--model-base-path", required=True,
+                   help="TF Serving base path: <dir>/<version>/ SavedModels")
+    p.add_argument("--model-name", default="amc_gan")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
+    p.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
+    p.add_argument("--rest-port", type=int, default=8501, help="REST port; -1 disables REST")
+    p.add_argument("--max-batch-size", type=int, default=None,
+                   help="request batch limit (default: the one stored in the model)")
+    p.add_argument("--max-message-bytes", type=int, default=64 << 20)
+    p.add_argument("--poll-interval", type=float, default=2.0,
+                   help="seconds between checks for a newly pushed version")
+    p.add_argument("--workers", type=int, default=8, help="concurrent gRPC requests")
+    p.add_argument("--grace", type=float, default=10.0,
+                   help="seconds in-flight requests get on shutdown")
+    p.set_defaults(func=serve)
+
+    g = subparsers.add_parser("generate", help="ask a model server for a video (gRPC)")
+    g.add_argument("--server", default="127.0.0.1:8500", help="gRPC HOST:PORT")
+    g.add_argument("--image", required=True, help="appearance image (PNG/JPEG)")
+    g.add_argument("--motion", required=True, help="motion class name or id")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="output GIF (an MP4 is written beside it)")
+    g.add_argument("--contact-sheet", default=None, help="also write the frames as one PNG")
+    g.add_argument("--model-name", default="amc_gan")
+    g.add_argument("--fps", type=int, default=8)
+    g.add_argument("--timeout", type=float, default=60.0)
+    g.set_defaults(func=generate)
