@@ -1,0 +1,248 @@
+"""One place for every architecture number, loss weight and training knob of AMC-GAN.
+
+Presets:
+  paper-mug     exactly the paper's MUG setting (appendix A.1-A.3, Table B, §3.4): T=32, 64x64,
+                p=96, q=28 (6 classes + 2x11 keypoints)
+  paper-natops  exactly the paper's NATOPS setting: T=32, 64x64, p=128, q=42 (24 classes + 2x9)
+  cpu           the same networks with narrow widths and 16 frames (every 2nd of the 32), sized so
+                the demo trains on the synthetic gestures on 2 CPU cores in about a quarter hour
+  test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
+
+`num_classes` / `num_keypoints` of the cpu and test presets come from the dataset (the synthetic
+gestures: 12 classes, 9 keypoints); the paper presets fix them.
+"""
+
+import dataclasses
+import json
+from typing import Optional, Tuple
+
+# Table 4's ablation rows -> the flags each one switches off.
+ABLATIONS = {
+    "none": {},
+    "no-ya": {"use_appearance": False},
+    "no-ym": {"use_motion": False},
+    "no-y": {"use_appearance": False, "use_motion": False, "use_mismatch": False},
+    "no-y-prime": {"use_mismatch": False},
+    "no-da": {"use_da": False},
+    "no-dm": {"use_dm": False},
+    "no-daux": {"use_daux": False},
+    "no-gaux": {"use_gaux": False},
+    "no-rank": {"use_rank": False},
+}
+
+
+@dataclasses.dataclass
+class AMCConfig:
+    """All hyper-parameters of one AMC-GAN run (JSON round-trip with to_json / from_json)."""
+
+    name: str = "paper-natops"
+    # Data (§3.1, appendix B.1).
+    num_frames: int = 32            # T: y_a plus T-1 generated frames
+    frame_size: int = 64            # H = W
+    source_frames: int = 32         # frames per preprocessed clip; T frames are taken every
+                                    # source_frames // num_frames frames
+    num_classes: int = 24           # c
+    num_keypoints: int = 9          # k
+    noise_dim: int = 128            # p
+    batch_size: int = 16
+
+    # Generator (appendix A.1).
+    g_encoder_filters: Tuple[int, ...] = (32, 64, 128, 256, 256)   # conv1..conv5; pool after 2,3,4
+    g_lstm_filters: int = 256                                       # convLSTM, = g_encoder_filters[-1]
+    g_decoder_filters: Tuple[int, ...] = (256, 128, 64, 64)         # last one has no upsample/gate
+    kernel_size: int = 3
+    # Appearance discriminator (appendix A.2).
+    da_frame_filters: Tuple[int, ...] = (64, 128, 256)              # conv2d(k,2), 4x4
+    da_deconv_filters: int = 256
+    da_head_filters: Tuple[int, ...] = (512, 1024)                  # conv2d(512,2), conv2d(1024,4)
+    da_fc_units: int = 64
+    # Motion discriminator (appendix A.3).
+    dm_frame_filters: Tuple[int, ...] = (64, 128, 256)              # conv2d(k), 4x4 stride 2
+    dm_lstm_filters: int = 256
+    dm_head_filters: int = 64                                       # conv2d(64,2) shared by heads
+    dm_rf_filters: int = 64                                         # conv2d(64,4) real/fake
+    dm_fc_units: int = 64
+    d_kernel_size: int = 4
+    # 3D-CNN motion classifier (appendix B.3).
+    clf_filters: Tuple[int, ...] = (64, 128, 256, 512)
+    clf_strides: Tuple[int, ...] = (2, 2, 2, 4)
+    clf_fc_units: int = 128
+    clf_dropout: float = 0.5
+    clf_learning_rate: float = 2e-4
+    clf_batch_size: int = 32
+    leaky_relu_slope: float = 0.2
+
+    # Loss weights (Table B) and ranking margins (§3.2, Eq. (3)).
+    w_gan: float = 1.0
+    w_rank: float = 100.0
+    w_ce: float = 0.03
+    w_mse: float = 30.0
+    w_l1: float = 3.0
+    w_dplus: float = 30.0
+    rank_margin_da: float = 0.01
+    rank_margin_dm: float = 0.001
+    # Algorithm 1, line 7: weights of the four discriminator cases of Table 2.
+    d_case_weights: Tuple[float, ...] = (1.0, 0.5, 0.25, 0.25)
+
+    # Optimisation (§3.4).
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    adam_beta_1: float = 0.5
+    label_smoothing: float = 0.1              # one-sided for real/fake, uniform for classes
+    label_smoothing_decay: float = 1e-5       # subtracted per mini-batch
+    train_steps: int = 100000
+    steps_per_epoch: int = 100                # Keras "epoch" = checkpoint / log interval
+    mismatch_mode: str = "random"             # "random" | "pairs" (deterministic i <-> i^1)
+    sync_batchnorm: bool = True               # BN statistics over the global batch
+    mixed_precision: Optional[str] = None     # e.g. "mixed_bfloat16"
+    jit_compile: bool = False
+
+    # Ablation switches (Table 4).
+    use_appearance: bool = True
+    use_motion: bool = True
+    use_mismatch: bool = True
+    use_da: bool = True
+    use_dm: bool = True
+    use_daux: bool = True
+    use_gaux: bool = True
+    use_rank: bool = True
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def motion_dim(self):
+        """q = c + 2k (§3.1)."""
+        return self.num_classes + 2 * self.num_keypoints
+
+    @property
+    def velocity_dim(self):
+        return 2 * self.num_keypoints
+
+    @property
+    def latent_size(self):
+        """Spatial size of φ(y_a): three 2x2 poolings (A.1)."""
+        return self.frame_size // 8
+
+    @property
+    def frame_stride(self):
+        return self.source_frames // self.num_frames
+
+    @property
+    def classifier_drop_frames(self):
+        """B.3 drops the first 4 of 32 frames; other T drop T/8."""
+        return self.num_frames // 8
+
+    def validate(self):
+        if self.g_lstm_filters != self.g_encoder_filters[-1]:
+            raise ValueError("the generator convLSTM state is initialised from φ(y_a): "
+                             "g_lstm_filters must equal g_encoder_filters[-1]")
+        if self.dm_lstm_filters != self.dm_frame_filters[-1]:
+            raise ValueError("dm_lstm_filters must equal dm_frame_filters[-1]")
+        if len(self.g_encoder_filters) != 5 or len(self.g_decoder_filters) != 4:
+            raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
+        if self.frame_size % 8 or self.source_frames % self.num_frames:
+            raise ValueError("frame_size must be a multiple of 8 and num_frames divide "
+                             "source_frames")
+        if self.mismatch_mode not in ("random", "pairs"):
+            raise ValueError(f"unknown mismatch_mode {self.mismatch_mode!r}")
+        return self
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in d.items():
+            if key not in fields:
+                continue
+            if isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs).validate()
+
+    @classmethod
+    def from_json(cls, s):
+        return cls.from_dict(json.loads(s))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes).validate()
+
+
+def _paper_mug():
+    return AMCConfig(
+        name="paper-mug", num_classes=6, num_keypoints=11, noise_dim=96,
+        # Table B, MUG column.
+        w_gan=3.0, w_rank=100.0, w_ce=0.3, w_mse=300.0, w_l1=0.1, w_dplus=1.0)
+
+
+def _paper_natops():
+    return AMCConfig(
+        name="paper-natops", num_classes=24, num_keypoints=9, noise_dim=128,
+        # Table B, NATOPS column.
+        w_gan=1.0, w_rank=100.0, w_ce=0.03, w_mse=30.0, w_l1=3.0, w_dplus=30.0)
+
+
+def _cpu(num_classes, num_keypoints):
+    return AMCConfig(
+        name="cpu", num_frames=16, frame_size=64, num_classes=num_classes,
+        num_keypoints=num_keypoints, noise_dim=16, batch_size=8,
+        g_encoder_filters=(16, 32, 48, 64, 64), g_lstm_filters=64,
+        g_decoder_filters=(64, 48, 32, 16),
+        da_frame_filters=(16, 32, 64), da_deconv_filters=64, da_head_filters=(64, 128),
+        da_fc_units=32,
+        dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,
+        dm_rf_filters=32, dm_fc_units=32,
+        clf_filters=(16, 32, 64, 128), clf_fc_units=64, clf_batch_size=16,
+        clf_learning_rate=1e-3,
+        # Table B, NATOPS column (gestures are body motion), margins of §3.2.
+        w_gan=1.0, w_rank=100.0, w_ce=0.03, w_mse=30.0, w_l1=3.0, w_dplus=30.0,
+        g_learning_rate=5e-4, d_learning_rate=2e-4, train_steps=1200, steps_per_epoch=50)
+
+
+def _test(num_classes, num_keypoints):
+    return AMCConfig(
+        name="test", num_frames=8, frame_size=32, num_classes=num_classes,
+        num_keypoints=num_keypoints, noise_dim=4, batch_size=4,
+        g_encoder_filters=(4, 4, 8, 8, 8), g_lstm_filters=8, g_decoder_filters=(8, 8, 4, 4),
+        da_frame_filters=(4, 8, 8), da_deconv_filters=8, da_head_filters=(8, 8), da_fc_units=8,
+        dm_frame_filters=(4, 8, 8), dm_lstm_filters=8, dm_head_filters=4, dm_rf_filters=4,
+        dm_fc_units=8, clf_filters=(4, 8, 8, 8), clf_fc_units=8, clf_batch_size=4,
+        train_steps=20, steps_per_epoch=5)
+
+
+PRESETS = ("paper-mug", "paper-natops", "cpu", "test")
+# The synthetic gestures (amc_tf.data.synthetic): 12 classes, 9 body keypoints.
+DEFAULT_NUM_CLASSES = 12
+DEFAULT_NUM_KEYPOINTS = 9
+
+
+def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
+    """The named preset; cpu/test take num_classes / num_keypoints from the dataset."""
+    if name == "paper-mug":
+        config = _paper_mug()
+    elif name == "paper-natops":
+        config = _paper_natops()
+    elif name in ("cpu", "test"):
+        c = DEFAULT_NUM_CLASSES if num_classes is None else int(num_classes)
+        k = DEFAULT_NUM_KEYPOINTS if num_keypoints is None else int(num_keypoints)
+        config = _cpu(c, k) if name == "cpu" else _test(c, k)
+    else:
+        raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
+    if name.startswith("paper-"):
+        for given, fixed, what in ((num_classes, config.num_classes, "num_classes"),
+                                   (num_keypoints, config.num_keypoints, "num_keypoints")):
+            if given is not None and int(given) != fixed:
+                raise ValueError(f"preset {name} fixes {what}={fixed}, got {given}")
+    return apply_ablation(config.validate(), ablation)
+
+
+def apply_ablation(config, ablation):
+    """The config with one of Table 4's ablation rows switched off."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown ablation {ablation!r}; choose from {sorted(ABLATIONS)}")
+    return config.replace(**ABLATIONS[ablation])

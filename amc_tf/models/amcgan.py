@@ -1,0 +1,313 @@
+"""AMCGAN: G, D_a and D_m trained by Algorithm 1 with the conditioning scheme of Tables 1-2."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from amc_tf import losses
+from amc_tf.models.common import as_config
+from amc_tf.models.discriminators import AppearanceDiscriminator, MotionDiscriminator
+from amc_tf.models.generator import Generator
+
+LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "l1", "d_plus",
+              "rank", "d_real_acc", "d_fake_acc")
+
+
+def mismatch_indices(keys, mode="random"):
+    """For each clip i, the index j of another clip of the batch with keys[j] != keys[i].
+
+    "random": uniform over such j (falls back to i+1 when every key equals keys[i]);
+    "pairs": j = i xor 1, deterministic (used where replicas must see the same draw).
+    """
+    size = tf.shape(keys)[0]
+    rng = tf.range(size)
+    if mode == "pairs":
+        return tf.bitwise.bitwise_xor(rng, 1)
+    differ = tf.not_equal(keys[:, None], keys[None, :])
+    logits = tf.where(differ, 0.0, -1e9)
+    draw = tf.cast(tf.random.categorical(logits, 1)[:, 0], tf.int32)
+    return tf.where(tf.reduce_any(differ, axis=1), draw, (rng + 1) % size)
+
+
+@keras.saving.register_keras_serializable(package="amc_tf")
+class AMCGAN(keras.Model):
+    """The generator and both discriminators, with Algorithm 1 as `train_step`.
+
+    Batches are dicts: video float32 (B, T, H, W, 3) in [-1, 1] (frame 0 is y_a), velocity
+    (B, T-1, 2k), motion_class int32 (B,), subject_id int (B,) (clips with another subject give
+    the mismatched appearance y_a'), optionally noise (B, p).
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = as_config(config)
+        c = self.config
+        self.generator = Generator(c, name="generator")
+        self.appearance_discriminator = AppearanceDiscriminator(c, name="appearance_discriminator")
+        self.motion_discriminator = MotionDiscriminator(c, name="motion_discriminator")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def use_da(self):
+        return self.config.use_da
+
+    @property
+    def use_dm(self):
+        return self.config.use_dm
+
+    def discriminators(self):
+        return ([self.appearance_discriminator] if self.use_da else []) + \
+               ([self.motion_discriminator] if self.use_dm else [])
+
+    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=None, **kwargs):
+        """One Adam per side (§3.4: lr 2e-4); jit_compile defaults to config.jit_compile."""
+        c = self.config
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(c.g_learning_rate,
+                                                                beta_1=c.adam_beta_1)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(c.d_learning_rate,
+                                                                beta_1=c.adam_beta_1)
+        if jit_compile is None:
+            jit_compile = c.jit_compile
+        super().compile(jit_compile=jit_compile, **kwargs)
+
+    def build_all(self):
+        """Builds every network and both optimizers (call inside strategy.scope(), before fit)."""
+        for net in (self.generator, self.appearance_discriminator, self.motion_discriminator):
+            net.build()
+        self.g_optimizer.build(self.generator_variables())
+        self.d_optimizer.build(self.discriminator_variables())
+        self.built = True
+
+    def build(self, input_shape=None):
+        for net in (self.generator, self.appearance_discriminator, self.motion_discriminator):
+            net.build()
+        self.built = True
+
+    def generator_variables(self):
+        return self.generator.trainable_variables
+
+    def discriminator_variables(self):
+        return [v for d in self.discriminators() for v in d.trainable_variables]
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(config.pop("config"), name=config.get("name"))
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    # ------------------------------------------------------------------ Algorithm 1
+    def label_smoothing(self):
+        """Smoothing ε decayed by 1e-5 per mini-batch (§3.4)."""
+        c = self.config
+        step = tf.cast(self.d_optimizer.iterations, tf.float32)
+        return tf.maximum(0.0, c.label_smoothing - c.label_smoothing_decay * step)
+
+    def conditions(self, data):
+        """y, the mismatched y'_a / y'_m (Table 1), and z (Algorithm 1, line 3)."""
+        c = self.config
+        video = data["video"]
+        motion_class = tf.cast(data["motion_class"], tf.int32)
+        batch = tf.shape(video)[0]
+        subject = data.get("subject_id", tf.range(batch))
+        idx_a = mismatch_indices(subject, c.mismatch_mode)          # different appearance
+        idx_m = mismatch_indices(motion_class, c.mismatch_mode)     # different class
+        noise = data.get("noise")
+        if noise is None:
+            noise = tf.random.normal([batch, c.noise_dim])
+        appearance = video[:, 0]
+        return {
+            "video": video, "appearance": appearance, "motion_class": motion_class,
+            "velocity": data["velocity"], "noise": noise,
+            "index_mm_a": idx_a, "index_mm_m": idx_m,
+            "appearance_mm": tf.gather(appearance, idx_a),
+            "motion_class_mm": tf.gather(motion_class, idx_m),
+            "velocity_mm": tf.gather(data["velocity"], idx_m),
+        }
+
+    def generate_cases(self, y, training=True):
+        """x̂|y, x̂|y'_a,y_m, x̂|y_a,y'_m from one generator call (Table 1, Algorithm 1 line 4)."""
+        c = self.config
+        if not c.use_mismatch:
+            inputs = {k: y[k] for k in ("appearance", "motion_class", "velocity", "noise")}
+            return {"fake": self.generator(inputs, training=training)}
+        cat = lambda *xs: tf.concat(xs, axis=0)
+        inputs = {
+            "appearance": cat(y["appearance"], y["appearance_mm"], y["appearance"]),
+            "motion_class": cat(y["motion_class"], y["motion_class"], y["motion_class_mm"]),
+            "velocity": cat(y["velocity"], y["velocity"], y["velocity_mm"]),
+            "noise": cat(y["noise"], y["noise"], y["noise"]),
+        }
+        fake, fake_a, fake_m = tf.split(self.generator(inputs, training=training), 3, axis=0)
+        return {"fake": fake, "fake_a": fake_a, "fake_m": fake_m}
+
+    def compute_losses(self, y, fakes, training=True):
+        """Every per-sample loss term of Algorithm 1, lines 5-16 (one forward pass).
+
+        Returns a dict of (batch,) tensors: d_adv, d_aux_ce, d_aux_mse (the D side) and g_adv,
+        l1, d_plus, rank (the G side), plus d_mismatched (the (x|y, y') terms, for tests).
+        """
+        c = self.config
+        eps = self.label_smoothing()
+        w_real, w_mm, w_fake, w_fake_mm = c.d_case_weights           # Algorithm 1, line 7
+        if not c.use_mismatch:
+            w_real, w_mm, w_fake, w_fake_mm = 1.0, 0.0, 1.0, 0.0     # plain conditional GAN
+        video, appearance = y["video"], y["appearance"]
+        with_first = lambda first, frames: tf.concat([first[:, None], frames], axis=1)
+        zeros = tf.zeros_like(video[:, 0, 0, 0, 0])
+        out = {name: zeros for name in ("d_adv", "d_aux_ce", "d_aux_mse", "g_adv", "d_plus",
+                                        "rank", "d_mismatched", "d_real_acc", "d_fake_acc")}
+        fake = fakes["fake"]
+        out["l1"] = losses.reconstruction_l1(video[:, 1:], fake)
+        n_d = 0
+
+        if self.use_da:
+            da = self.appearance_discriminator
+            real_codes = da.encode_frames(video, training=training)
+            cond = real_codes[-1][:, 0]
+            if not c.use_appearance:
+                cond = tf.zeros_like(cond)
+            s_r = da.score(cond, real_codes[-1], training=training)
+            fake_videos = [with_first(appearance, fake)]
+            if c.use_mismatch:
+                fake_videos.append(with_first(y["appearance_mm"], fakes["fake_a"]))
+            fake_codes = da.encode_frames(tf.concat(fake_videos, axis=0), training=training)
+            fake_cond = fake_codes[-1][:, 0]
+            if not c.use_appearance:
+                fake_cond = tf.zeros_like(fake_cond)
+            s_fakes = tf.split(da.score(fake_cond, fake_codes[-1], training=training),
+                               len(fake_videos), axis=0)
+            d_adv = w_real * losses.bce_with_logits(s_r, 1.0 - eps) + \
+                w_fake * losses.bce_with_logits(s_fakes[0], 0.0)
+            g_adv = losses.bce_with_logits(s_fakes[0], 1.0)
+            if c.use_mismatch:
+                # (x|y, y'_a): real frames, another clip's appearance -> fake, no G gradient.
+                cond_mm = tf.gather(cond, y["index_mm_a"])    # codes of the clips' y_a'
+                s_m = da.score(cond_mm, real_codes[-1], training=training)
+                d_mm = losses.bce_with_logits(s_m, 0.0)
+                out["d_mismatched"] += d_mm
+                d_adv += w_mm * d_mm + w_fake_mm * losses.bce_with_logits(s_fakes[1], 0.0)
+                g_adv += losses.bce_with_logits(s_fakes[1], 1.0)
+            out["d_adv"] += d_adv
+            out["g_adv"] += g_adv
+            out["d_real_acc"] += tf.reduce_mean(tf.cast(s_r > 0, tf.float32), axis=1)
+            out["d_fake_acc"] += tf.reduce_mean(tf.cast(s_fakes[0] < 0, tf.float32), axis=1)
+            n_d += 1
+            # Perceptual ranking with D_a for the mismatched appearance (§3.2).
+            real_feats = [f[:, 1:] for f in real_codes[:2]]
+            fake_feats = [tf.split(f[:, 1:], len(fake_videos), axis=0) for f in fake_codes[:2]]
+            d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats])
+            out["d_plus"] += sum(d_plus)
+            if c.use_mismatch and c.use_appearance:
+                d_minus = losses.perceptual_distances(real_feats, [f[1] for f in fake_feats])
+                out["rank"] += losses.ranking_loss(d_plus, d_minus, c.rank_margin_da)
+
+        if self.use_dm:
+            dm = self.motion_discriminator
+            real_codes = dm.encode_frames(video, training=training)
+            real = dm.score(real_codes[-1], y["motion_class"], training=training)
+            fake_videos = [with_first(appearance, fake)]
+            fake_classes = [y["motion_class"]]
+            if c.use_mismatch:
+                fake_videos.append(with_first(appearance, fakes["fake_m"]))
+                fake_classes.append(y["motion_class_mm"])
+            fake_codes = dm.encode_frames(tf.concat(fake_videos, axis=0), training=training)
+            fake_out = dm.score(fake_codes[-1], tf.concat(fake_classes, axis=0), training=training)
+            n_fake = len(fake_videos)
+            s_f = tf.split(fake_out["logits"], n_fake, axis=0)
+            l_f = tf.split(fake_out["class_logits"], n_fake, axis=0)
+            v_f = tf.split(fake_out["velocity"], n_fake, axis=0)
+            d_adv = w_real * losses.bce_with_logits(real["logits"], 1.0 - eps) + \
+                w_fake * losses.bce_with_logits(s_f[0], 0.0)
+            g_adv = losses.bce_with_logits(s_f[0], 1.0)
+            # L_Daux (Eq. (7), Algorithm 1 line 9): velocity and class of r, f (and f').
+            ce = lambda logits, labels: losses.class_cross_entropy(
+                logits, labels, c.num_classes, eps)
+            aux_ce = ce(real["class_logits"], y["motion_class"]) + ce(l_f[0], y["motion_class"])
+            aux_mse = losses.velocity_mse(y["velocity"], real["velocity"]) + \
+                losses.velocity_mse(y["velocity"], v_f[0])
+            if c.use_mismatch:
+                # (x|y, y'_m): the real video with another class -> fake, no G gradient.
+                s_m = dm.score(real_codes[-1], y["motion_class_mm"], training=training)["logits"]
+                d_mm = losses.bce_with_logits(s_m, 0.0)
+                out["d_mismatched"] += d_mm
+                d_adv += w_mm * d_mm + w_fake_mm * losses.bce_with_logits(s_f[1], 0.0)
+                g_adv += losses.bce_with_logits(s_f[1], 1.0)
+                aux_ce += ce(l_f[1], y["motion_class_mm"])
+                aux_mse += losses.velocity_mse(y["velocity_mm"], v_f[1])
+            out["d_adv"] += d_adv
+            out["g_adv"] += g_adv
+            if c.use_daux and c.use_motion:
+                out["d_aux_ce"] += aux_ce
+                out["d_aux_mse"] += aux_mse
+            out["d_real_acc"] += tf.cast(real["logits"] > 0, tf.float32)
+            out["d_fake_acc"] += tf.cast(s_f[0] < 0, tf.float32)
+            n_d += 1
+            # Perceptual ranking with D_m for the mismatched motion (§3.2).
+            real_feats = [f[:, 1:] for f in real_codes[:2]]
+            fake_feats = [tf.split(f[:, 1:], n_fake, axis=0) for f in fake_codes[:2]]
+            d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats])
+            out["d_plus"] += sum(d_plus)
+            if c.use_mismatch and c.use_motion:
+                d_minus = losses.perceptual_distances(real_feats, [f[1] for f in fake_feats])
+                out["rank"] += losses.ranking_loss(d_plus, d_minus, c.rank_margin_dm)
+
+        if n_d:
+            out["d_real_acc"] /= float(n_d)
+            out["d_fake_acc"] /= float(n_d)
+        return out
+
+    def total_losses(self, terms):
+        """Per-sample D and G objectives with Table B's weights (Eq. (4), lines 11 and 17)."""
+        c = self.config
+        d_total = c.w_gan * terms["d_adv"] + c.w_ce * terms["d_aux_ce"] + \
+            c.w_mse * terms["d_aux_mse"]
+        g_total = c.w_gan * terms["g_adv"]
+        if c.use_gaux:                                       # L_Gaux, Eq. (8)
+            g_total += c.w_l1 * terms["l1"] + c.w_dplus * terms["d_plus"]
+        if c.use_rank:                                       # L_rank, Eq. (6)
+            g_total += c.w_rank * terms["rank"]
+        return d_total, g_total
+
+    def train_step(self, data):
+        """Algorithm 1: one forward pass (lines 3-6, 12-13), one D update (line 11) and one G
+        update (line 17). Losses are averaged over the global batch (tf.distribute-safe)."""
+        y = self.conditions(data)
+        with tf.GradientTape(persistent=True) as tape:
+            fakes = self.generate_cases(y, training=True)
+            terms = self.compute_losses(y, fakes, training=True)
+            d_total, g_total = self.total_losses(terms)
+            d_loss = tf.nn.compute_average_loss(d_total)
+            g_loss = tf.nn.compute_average_loss(g_total)
+        d_vars = self.discriminator_variables()
+        g_vars = self.generator_variables()
+        d_grads = tape.gradient(d_loss, d_vars) if d_vars else []
+        g_grads = tape.gradient(g_loss, g_vars)
+        del tape
+        if d_vars:
+            self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        return self.update_trackers(terms, d_total, g_total)
+
+    def update_trackers(self, terms, d_total, g_total):
+        values = dict(terms, d_loss=d_total, g_loss=g_total)
+        for name, tracker in self.trackers.items():
+            tracker.update_state(values[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def test_step(self, data):
+        """Validation: the same terms with networks in inference mode (no updates)."""
+        y = self.conditions(data)
+        fakes = self.generate_cases(y, training=False)
+        terms = self.compute_losses(y, fakes, training=False)
+        d_total, g_total = self.total_losses(terms)
+        return self.update_trackers(terms, d_total, g_total)
