@@ -1,0 +1,129 @@
+"""The B.1 preprocessing rules on one decoded clip: frame sampling, crop, flip, velocity, tf.Example.
+
+Keypoints are (x, y) in pixel-index coordinates (the centre of pixel (i, j) is (i, j)), first of the
+raw frame, then of the 64x64 crop.
+"""
+
+import numpy as np
+
+from amc_tf.data import features, keypoints
+
+# B.1 (MUG): 32 frames around the peak, 23 before and 8 after. NATOPS: 32 frames from the start
+# (the neutral pose, which is the appearance condition), i.e. 0 before and 31 after.
+FRAMES_BEFORE = {"faces": 23, "gestures": 0}
+STRIDES = (1, 2, 3)
+# B.1 (NATOPS): a 180x180 crop with the chest at the centre, rescaled to 64x64.
+GESTURE_CROP = 180
+# Faces: the crop side is this multiple of the landmarks' extent (whole face plus some hair).
+FACE_CROP_MARGIN = 1.45
+
+
+def peak_frame(aus):
+    """B.1: the frame with the maximum intensity over the emotion's EMFACS AUs (first if tied)."""
+    return int(np.argmax(np.max(aus, axis=1)))
+
+
+def anchor_frame(dataset, clip):
+    return peak_frame(clip.aus) if dataset == "faces" else 0
+
+
+def strides_that_fit(num_frames, anchor, before, after=None, strides=STRIDES):
+    """The strides whose whole window (`before` frames before the anchor, `after` after) fits."""
+    after = features.NUM_FRAMES - 1 - before if after is None else after
+    return [s for s in strides if anchor - before * s >= 0 and anchor + after * s <= num_frames - 1]
+
+
+def sample_indices(num_frames, anchor, before, stride, length=features.NUM_FRAMES):
+    """Frame indices anchor + stride * (i - before), i < length; indices past the clip's ends
+    repeat its first/last frame (only when even stride 1 does not fit around a MUG peak)."""
+    idx = anchor + stride * (np.arange(length) - before)
+    return np.clip(idx, 0, num_frames - 1)
+
+
+def crop_box(dataset, points):
+    """(x0, y0, side) of the square crop in raw pixels, fixed for the clip (no per-frame jitter).
+
+    points: the sampled frames' raw keypoints (T, K, 2).
+    """
+    if dataset == "gestures":
+        chest = np.median(points[:, keypoints.GESTURE_JOINTS.index("chest")], axis=0)
+        side = float(GESTURE_CROP)
+        centre = chest
+    else:
+        # B.1: centre-align and rescale with the facial landmarks.
+        centre = np.median(points.mean(axis=1), axis=0)
+        extent = np.median((points.max(axis=1) - points.min(axis=1)).max(axis=1))
+        side = float(FACE_CROP_MARGIN * extent)
+    x0, y0 = np.round(centre - side / 2.0)
+    return int(x0), int(y0), int(round(side))
+
+
+def crop_and_resize(frames, points, box, size=features.FRAME_SIZE):
+    """Crops every frame to `box` (edges replicated past the frame) and resizes to size x size.
+
+    Returns frames (T, size, size, 3) uint8 and the keypoints mapped into the crop (T, K, 2).
+    """
+    import cv2
+    x0, y0, side = box
+    shift = np.float32([[1, 0, -x0], [0, 1, -y0]])
+    out = np.empty((len(frames), size, size, frames.shape[-1]), np.uint8)
+    for t, frame in enumerate(frames):
+        crop = cv2.warpAffine(frame, shift, (side, side), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_REPLICATE)
+        out[t] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    scale = size / side
+    mapped = (points - np.array([x0, y0], float) + 0.5) * scale - 0.5
+    return out, mapped
+
+
+def flip(frames, points, dataset, size=features.FRAME_SIZE):
+    """B.1 augmentation: mirror the frames and keypoints and swap left/right keypoints."""
+    mirrored = points.copy()
+    mirrored[..., 0] = (size - 1) - mirrored[..., 0]
+    return frames[:, :, ::-1], mirrored[:, list(keypoints.FLIP[dataset])]
+
+
+def velocity(points_flat):
+    """Frame-to-frame keypoint deltas (T-1, 2k), scaled by VELOCITY_SCALE and clipped to [-1, 1]."""
+    return np.clip(np.diff(points_flat, axis=0) / features.VELOCITY_SCALE, -1.0, 1.0)
+
+
+def paper_keypoints(dataset, points):
+    """The paper's keypoints out of the adapter's: all 9 joints, or MUG's 11 of 68 landmarks."""
+    if dataset == "faces":
+        return points[:, list(keypoints.FACE_LANDMARK_IDS)]
+    return points
+
+
+def make_clip(dataset, clip, stride, flipped):
+    """One preprocessed clip: (video (32, 64, 64, 3) RGB uint8, keypoints (32, 2k) float32)."""
+    anchor = anchor_frame(dataset, clip)
+    idx = sample_indices(len(clip.frames), anchor, FRAMES_BEFORE[dataset], stride)
+    points = clip.points[idx]
+    box = crop_box(dataset, points)
+    frames, points = crop_and_resize(clip.frames[idx][..., ::-1], points, box)  # BGR -> RGB
+    points = paper_keypoints(dataset, points)
+    if flipped:
+        frames, points = flip(frames, points, dataset)
+    return np.ascontiguousarray(frames), points.reshape(len(idx), -1).astype(np.float32)
+
+
+def to_example(video, points_flat, motion_class, subject, clip_id):
+    """The tf.Example of `amc_tf.data.features` for one preprocessed clip."""
+    import tensorflow as tf
+
+    def floats(v):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(v).tolist()))
+
+    def bytes_(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    vel = velocity(points_flat.astype(np.float64)).astype(np.float32)
+    return tf.train.Example(features=tf.train.Features(feature={
+        features.VIDEO: bytes_(video.tobytes()),
+        features.KEYPOINTS: floats(points_flat),
+        features.VELOCITY: floats(vel),
+        features.MOTION_CLASS: tf.train.Feature(int64_list=tf.train.Int64List(value=[motion_class])),
+        features.SUBJECT: bytes_(subject.encode()),
+        features.CLIP_ID: bytes_(clip_id.encode()),
+    }))
