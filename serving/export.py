@@ -155,6 +155,11 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
                     velocity, message="velocity holds NaN or Inf"))
             return checks
 
+        def _checked(self, checks, *tensors):
+            """`tensors`, usable only once every check has passed (so no op sees bad input)."""
+            with tf.control_dependencies(checks):
+                return tuple(tf.identity(t) for t in tensors)
+
         def _noise(self, seed):
             return tf.map_fn(
                 lambda s: tf.random.stateless_normal(
@@ -187,8 +192,9 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
             tf.TensorSpec([None], tf.int32, name="motion_class"),
             tf.TensorSpec([None], tf.int64, name="seed")])
         def generate(self, appearance, motion_class, seed):
-            with tf.control_dependencies(self._check(appearance, motion_class)):
-                velocity = self._sample_velocity(motion_class, seed)
+            appearance, motion_class, seed = self._checked(
+                self._check(appearance, motion_class), appearance, motion_class, seed)
+            velocity = self._sample_velocity(motion_class, seed)
             video = self._generate(appearance, motion_class, velocity, seed)
             return {"video": _to_uint8_image(video), "velocity": velocity}
 
@@ -198,8 +204,9 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
             tf.TensorSpec([None, steps, vdim], tf.float32, name="velocity"),
             tf.TensorSpec([None], tf.int64, name="seed")])
         def generate_with_velocity(self, appearance, motion_class, velocity, seed):
-            with tf.control_dependencies(self._check(appearance, motion_class, velocity)):
-                velocity = tf.identity(velocity)
+            appearance, motion_class, velocity, seed = self._checked(
+                self._check(appearance, motion_class, velocity),
+                appearance, motion_class, velocity, seed)
             video = self._generate(appearance, motion_class, velocity, seed)
             return {"video": _to_uint8_image(video), "velocity": velocity}
 
@@ -212,9 +219,9 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
                     tf.cast(appearance, tf.float32), [H, H], antialias=True)), tf.uint8)
             motion_class = clips[features.MOTION_CLASS]
             # TFMA picks its own batch size: no serving batch limit here.
-            with tf.control_dependencies(self._check(appearance, motion_class,
-                                                     limit_batch=False)):
-                velocity = tf.identity(clips[features.VELOCITY][:, :steps])
+            appearance, motion_class, velocity = self._checked(
+                self._check(appearance, motion_class, limit_batch=False),
+                appearance, motion_class, clips[features.VELOCITY][:, :steps])
             seed = tf.fill(tf.shape(motion_class), tf.constant(EVAL_SEED, tf.int64))
             generated = self._generate(appearance, motion_class, velocity, seed)
             logits = self.classifier(generated, training=False)

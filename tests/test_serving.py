@@ -1,0 +1,534 @@
+"""Serving over real gRPC on loopback with the official TF Serving stubs.
+
+One SavedModel is exported per session through `export_serving_model` with the real Generator and
+MotionClassifier (test preset, untrained weights) and served by `serving.server`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import wrappers_pb2
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
+
+from amc_tf.data import features
+from serving import client, export, server
+
+CLASS_NAMES = ["raise_both_arms", "raise_one_arm", "wave_one_arm"]
+NUM_KEYPOINTS = 9
+MAX_BATCH = 4
+MAX_MESSAGE_BYTES = 2 << 20
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _export(export_dir):
+    from amc_tf import models
+    from amc_tf.config import get_preset
+
+    config = get_preset("test", num_classes=len(CLASS_NAMES), num_keypoints=NUM_KEYPOINTS)
+    rng = np.random.default_rng(0)
+    # Distinct velocities per class so that class changes what is sampled (§3.1).
+    velocity = rng.uniform(-0.5, 0.5, (12, config.num_frames - 1, 2 * NUM_KEYPOINTS))
+    bank = {"velocity": velocity.astype(np.float32),
+            "motion_class": (np.arange(12) % len(CLASS_NAMES)).astype(np.int32)}
+    tf.keras.utils.set_random_seed(0)
+    return export.export_serving_model(models.Generator(config), models.MotionClassifier(config),
+                                       bank, config, CLASS_NAMES, export_dir,
+                                       max_batch_size=MAX_BATCH)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("export") / "saved_model")
+    metadata = _export(path)
+    return path, metadata
+
+
+@pytest.fixture(scope="session")
+def model_server(exported, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving_model") / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    srv = server.start(str(base), model_name="amc_gan", port=0, rest_port=0,
+                       max_message_bytes=MAX_MESSAGE_BYTES, poll_interval_s=0.5)
+    yield srv
+    srv.stop(grace=2)
+
+
+@pytest.fixture(scope="session")
+def address(model_server):
+    return f"127.0.0.1:{model_server.port}"
+
+
+@pytest.fixture(scope="session")
+def stub(address):
+    channel = grpc.insecure_channel(address, options=[
+        ("grpc.max_send_message_length", 64 << 20),
+        ("grpc.max_receive_message_length", 64 << 20)])
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    channel.close()
+
+
+def _appearance(size, batch=1, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+
+
+def _request(inputs, signature="generate", model_name="amc_gan", version=None):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    for alias, value in inputs.items():
+        request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def _generate_inputs(meta, batch=1, classes=None, seeds=None):
+    size = meta["frame_size"]
+    return {"appearance": _appearance(size, batch),
+            "motion_class": np.asarray(classes if classes is not None else [0] * batch, np.int32),
+            "seed": np.asarray(seeds if seeds is not None else list(range(batch)), np.int64)}
+
+
+def _outputs(response):
+    return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+
+# --- export -------------------------------------------------------------------------------------
+
+def test_export_signatures_and_metadata(exported):
+    path, meta = exported
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"generate", "generate_with_velocity", "classify_generated",
+                                      "metadata", "serving_default"}
+    assert meta["class_names"] == CLASS_NAMES and meta["preset"] == "test"
+    assert export.read_metadata(path) == meta
+    # serving_default is generate: same inputs, same outputs.
+    _, gen_inputs = loaded.signatures["generate"].structured_input_signature
+    _, default_inputs = loaded.signatures["serving_default"].structured_input_signature
+    assert gen_inputs == default_inputs
+
+
+def test_signature_rejects_bad_class_in_graph(exported):
+    # What stock TF Serving (no server-side checks of ours) answers with: INVALID_ARGUMENT.
+    path, meta = exported
+    fn = tf.saved_model.load(path).signatures["generate"]
+    inputs = _generate_inputs(meta, classes=[len(CLASS_NAMES)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="motion_class must be in"):
+        fn(**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+# --- Predict ------------------------------------------------------------------------------------
+
+def test_generate_shapes_and_dtypes(stub, exported):
+    meta = exported[1]
+    T, S, k = meta["num_frames"], meta["frame_size"], meta["num_keypoints"]
+    inputs = _generate_inputs(meta, batch=2, classes=[0, 2])
+    response = stub.Predict(_request(inputs), timeout=60)
+    out = _outputs(response)
+    assert out["video"].shape == (2, T, S, S, 3) and out["video"].dtype == np.uint8
+    assert out["velocity"].shape == (2, T - 1, 2 * k) and out["velocity"].dtype == np.float32
+    np.testing.assert_array_equal(out["video"][:, 0], inputs["appearance"])
+    assert response.model_spec.name == "amc_gan" and response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "generate"
+
+
+def test_same_seed_same_video_and_seed_changes_it(stub, exported):
+    meta = exported[1]
+    a = _outputs(stub.Predict(_request(_generate_inputs(meta, seeds=[7])), timeout=60))
+    b = _outputs(stub.Predict(_request(_generate_inputs(meta, seeds=[7])), timeout=60))
+    c = _outputs(stub.Predict(_request(_generate_inputs(meta, seeds=[8])), timeout=60))
+    np.testing.assert_array_equal(a["video"], b["video"])
+    np.testing.assert_array_equal(a["velocity"], b["velocity"])
+    assert not np.array_equal(a["video"], c["video"])
+
+
+def test_velocity_comes_from_the_class_bank(stub, exported):
+    meta = exported[1]
+    bank = tf.saved_model.load(exported[0])
+    # The bank is stored sorted by class; each class holds 4 rows here.
+    rows = bank.bank_velocity.numpy()
+    for cls in range(len(CLASS_NAMES)):
+        out = _outputs(stub.Predict(_request(_generate_inputs(meta, classes=[cls], seeds=[3])),
+                                    timeout=60))
+        assert any(np.array_equal(out["velocity"][0], r) for r in rows[4 * cls:4 * cls + 4])
+
+
+def test_classes_give_different_videos(stub, exported):
+    meta = exported[1]
+    videos = [_outputs(stub.Predict(_request(_generate_inputs(meta, classes=[c], seeds=[5])),
+                                    timeout=60))["video"][0] for c in range(len(CLASS_NAMES))]
+    for i in range(len(videos)):
+        for j in range(i + 1, len(videos)):
+            assert not np.array_equal(videos[i][1:], videos[j][1:]), (i, j)
+
+
+def test_generate_with_velocity_reproduces_generate(stub, exported):
+    meta = exported[1]
+    inputs = _generate_inputs(meta, classes=[1], seeds=[11])
+    sampled = _outputs(stub.Predict(_request(inputs), timeout=60))
+    given = dict(inputs, velocity=sampled["velocity"])
+    out = _outputs(stub.Predict(_request(given, "generate_with_velocity"), timeout=60))
+    np.testing.assert_array_equal(out["velocity"], sampled["velocity"])
+    np.testing.assert_array_equal(out["video"], sampled["video"])
+
+
+def test_classify_generated_over_grpc(stub, exported):
+    rng = np.random.default_rng(1)
+    k = NUM_KEYPOINTS
+    examples = []
+    for cls in (0, 2):
+        video = rng.integers(0, 256, (features.NUM_FRAMES, 64, 64, 3), dtype=np.uint8)
+        feature = {
+            features.VIDEO: tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[video.tobytes()])),
+            features.KEYPOINTS: tf.train.Feature(float_list=tf.train.FloatList(
+                value=rng.uniform(0, 64, features.NUM_FRAMES * 2 * k))),
+            features.VELOCITY: tf.train.Feature(float_list=tf.train.FloatList(
+                value=rng.uniform(-1, 1, (features.NUM_FRAMES - 1) * 2 * k))),
+            features.MOTION_CLASS: tf.train.Feature(int64_list=tf.train.Int64List(value=[cls])),
+            features.SUBJECT: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"s"])),
+            features.CLIP_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"c"])),
+        }
+        examples.append(tf.train.Example(features=tf.train.Features(
+            feature=feature)).SerializeToString())
+    request = _request({"examples": np.array(examples, dtype=object)}, "classify_generated")
+    out = _outputs(stub.Predict(request, timeout=60))
+    assert out["probabilities"].shape == (2, len(CLASS_NAMES))
+    np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, rtol=1e-5)
+    assert out["predicted_class"].dtype == np.int64
+    np.testing.assert_array_equal(out["predicted_class"], out["probabilities"].argmax(axis=1))
+
+
+# --- bad requests -------------------------------------------------------------------------------
+
+def _bad_cases(meta):
+    S, T, k = meta["frame_size"], meta["num_frames"], meta["num_keypoints"]
+    good = _generate_inputs(meta)
+    nan_velocity = np.zeros([1, T - 1, 2 * k], np.float32)
+    nan_velocity[0, 2, 1] = np.nan
+    inf_velocity = np.full([1, T - 1, 2 * k], np.inf, np.float32)
+    return {
+        "missing input": (_request({"appearance": good["appearance"],
+                                    "seed": good["seed"]}),
+                          grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {motion_class}"),
+        "extra input": (_request(dict(good, noise=np.zeros([1, 4], np.float32))),
+                        grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {noise}"),
+        "renamed input": (_request({"appearance": good["appearance"], "class": good["motion_class"],
+                                    "seed": good["seed"]}),
+                          grpc.StatusCode.INVALID_ARGUMENT, "alias not found in signature: class"),
+        "wrong dtype": (_request(dict(good, motion_class=np.array([0], np.int64))),
+                        grpc.StatusCode.INVALID_ARGUMENT, "\"motion_class\" has dtype int64"),
+        "float appearance": (_request(dict(good, appearance=np.zeros([1, S, S, 3], np.float32))),
+                             grpc.StatusCode.INVALID_ARGUMENT, "\"appearance\" has dtype float"),
+        "wrong image size": (_request(dict(good, appearance=np.zeros([1, S + 1, S, 3], np.uint8))),
+                             grpc.StatusCode.INVALID_ARGUMENT,
+                             f"\"appearance\" has shape [1,{S + 1},{S},3]"),
+        "wrong rank": (_request(dict(good, seed=np.array([[1]], np.int64))),
+                       grpc.StatusCode.INVALID_ARGUMENT, "\"seed\" has shape [1,1]"),
+        "batch mismatch": (_request(dict(good, seed=np.array([1, 2], np.int64))),
+                           grpc.StatusCode.INVALID_ARGUMENT, "different batch sizes"),
+        "class too big": (_request(dict(good, motion_class=np.array([3], np.int32))),
+                          grpc.StatusCode.INVALID_ARGUMENT, "\"motion_class\" holds 3, outside [0, 3)"),
+        "negative class": (_request(dict(good, motion_class=np.array([-1], np.int32))),
+                           grpc.StatusCode.INVALID_ARGUMENT, "\"motion_class\" holds -1"),
+        "nan velocity": (_request(dict(good, velocity=nan_velocity), "generate_with_velocity"),
+                         grpc.StatusCode.INVALID_ARGUMENT, "\"velocity\" holds NaN or Inf"),
+        "inf velocity": (_request(dict(good, velocity=inf_velocity), "generate_with_velocity"),
+                         grpc.StatusCode.INVALID_ARGUMENT, "\"velocity\" holds NaN or Inf"),
+        "wrong velocity steps": (
+            _request(dict(good, velocity=np.zeros([1, T, 2 * k], np.float32)),
+                     "generate_with_velocity"),
+            grpc.StatusCode.INVALID_ARGUMENT, "\"velocity\" has shape"),
+        "batch over limit": (_request(_generate_inputs(meta, batch=MAX_BATCH + 1)),
+                             grpc.StatusCode.INVALID_ARGUMENT,
+                             f"batch size {MAX_BATCH + 1} is larger than the maximum"),
+        "unknown model": (_request(good, model_name="other"),
+                          grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(other)"),
+        "unknown version": (_request(good, version=99), grpc.StatusCode.NOT_FOUND,
+                            "Specific(amc_gan, 99)"),
+        # TF Serving's own code for an unknown signature key (predict_util.cc).
+        "unknown signature": (_request(good, signature="generate_faster"),
+                              grpc.StatusCode.FAILED_PRECONDITION,
+                              "Serving signature key \"generate_faster\" not found"),
+        "oversize message": (_request(dict(good, appearance=np.zeros(
+                                 [1, 1024, 1024, 3], np.uint8))),
+                             grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
+    }
+
+
+BAD_CASES = list(_bad_cases({"frame_size": 8, "num_frames": 4, "num_keypoints": 1}))
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_request_is_rejected_and_server_keeps_serving(stub, exported, case):
+    meta = exported[1]
+    request, code, message = _bad_cases(meta)[case]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=60)
+    assert info.value.code() == code, info.value.details()
+    assert message in info.value.details()
+    out = _outputs(stub.Predict(_request(_generate_inputs(meta)), timeout=60))
+    assert out["video"].shape[0] == 1
+
+
+def test_version_label_is_not_found(stub, exported):
+    request = _request(_generate_inputs(exported[1]))
+    request.model_spec.version_label = "stable"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=60)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "stable" in info.value.details()
+
+
+def test_output_filter(stub, exported):
+    request = _request(_generate_inputs(exported[1]))
+    request.output_filter.append("velocity")
+    assert set(stub.Predict(request, timeout=60).outputs) == {"velocity"}
+    request.output_filter.append("audio")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(request, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "audio" in info.value.details()
+
+
+# --- metadata and status ------------------------------------------------------------------------
+
+def test_get_model_metadata(stub, exported):
+    meta = exported[1]
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "amc_gan"
+    request.metadata_field.extend(["signature_def", "amc_metadata"])
+    response = stub.GetModelMetadata(request, timeout=30)
+    assert response.model_spec.version.value == 1
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    assert response.metadata["signature_def"].Unpack(signature_map)
+    defs = signature_map.signature_def
+    assert {"generate", "generate_with_velocity", "classify_generated",
+            "serving_default"} <= set(defs)
+    gen = defs["generate"]
+    assert set(gen.inputs) == {"appearance", "motion_class", "seed"}
+    assert set(gen.outputs) == {"video", "velocity"}
+    assert gen.inputs["appearance"].dtype == tf.uint8.as_datatype_enum
+    assert [d.size for d in gen.inputs["appearance"].tensor_shape.dim] == \
+        [-1, meta["frame_size"], meta["frame_size"], 3]
+    assert gen.inputs["motion_class"].dtype == tf.int32.as_datatype_enum
+    assert gen.inputs["seed"].dtype == tf.int64.as_datatype_enum
+    assert defs["classify_generated"].inputs["examples"].dtype == tf.string.as_datatype_enum
+    value = wrappers_pb2.StringValue()
+    assert response.metadata["amc_metadata"].Unpack(value)
+    amc = json.loads(value.value)
+    assert amc["class_names"] == CLASS_NAMES
+    assert (amc["num_frames"], amc["num_keypoints"], amc["preset"]) == \
+        (meta["num_frames"], NUM_KEYPOINTS, "test")
+
+
+def test_get_model_metadata_errors(stub):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "amc_gan"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetModelMetadata(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    request.metadata_field.append("signature_def")
+    request.model_spec.name = "nope"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetModelMetadata(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_get_model_status(address):
+    with grpc.insecure_channel(address) as channel:
+        model_stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = "amc_gan"
+        response = model_stub.GetModelStatus(request, timeout=30)
+        assert [(s.version, s.state) for s in response.model_version_status] == \
+            [(1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+        assert response.model_version_status[0].status.error_code == 0
+        request.model_spec.name = "nope"
+        with pytest.raises(grpc.RpcError) as info:
+            model_stub.GetModelStatus(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# --- client and CLI -----------------------------------------------------------------------------
+
+def test_client_generate_video_by_name_and_id(address, exported, tmp_path):
+    from PIL import Image
+    meta = exported[1]
+    png = tmp_path / "face.png"
+    Image.fromarray(_appearance(96)[0]).save(png)
+    by_name, velocity = client.generate_video(address, str(png), "wave_one_arm", seed=4)
+    by_id, _ = client.generate_video(address, str(png), 2, seed=4)
+    np.testing.assert_array_equal(by_name, by_id)
+    assert by_name.shape == (meta["num_frames"], meta["frame_size"], meta["frame_size"], 3)
+    assert velocity.shape == (meta["num_frames"] - 1, 2 * NUM_KEYPOINTS)
+    with pytest.raises(ValueError, match="unknown motion class"):
+        client.generate_video(address, str(png), "moonwalk", seed=4)
+    assert client.get_metadata(address)["class_names"] == CLASS_NAMES
+
+
+def test_amc_tf_generate_cli(address, tmp_path):
+    from PIL import Image
+
+    from amc_tf import cli
+    png = tmp_path / "face.png"
+    Image.fromarray(_appearance(64)[0]).save(png)
+    out = tmp_path / "out" / "wave.gif"
+    sheet = tmp_path / "sheet.png"
+    assert cli.main(["generate", "--server", address, "--image", str(png), "--motion",
+                     "raise_one_arm", "--seed", "2", "--out", str(out),
+                     "--contact-sheet", str(sheet)]) == 0
+    # Pillow may merge identical consecutive frames, so at most T frames.
+    assert 1 < Image.open(out).n_frames <= client.get_metadata(address)["num_frames"]
+    assert Image.open(sheet).size[0] > Image.open(sheet).size[1]
+
+
+def test_serving_cli_does_not_import_tensorflow():
+    code = ("import sys, serving.cli; "
+            "assert 'tensorflow' not in sys.modules, 'serving.cli imported tensorflow'")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+# --- REST ---------------------------------------------------------------------------------------
+
+def _rest(port, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_rest_predict_matches_grpc(model_server, stub, exported):
+    meta = exported[1]
+    inputs = _generate_inputs(meta, classes=[1], seeds=[9])
+    grpc_video = _outputs(stub.Predict(_request(inputs), timeout=60))["video"]
+    instance = {"appearance": inputs["appearance"][0].tolist(), "motion_class": 1, "seed": 9}
+    status, body = _rest(model_server.rest_port, "/v1/models/amc_gan:predict",
+                         {"signature_name": "generate", "instances": [instance]})
+    assert status == 200, body
+    np.testing.assert_array_equal(np.array(body["predictions"][0]["video"], np.uint8),
+                                  grpc_video[0])
+    status, body = _rest(model_server.rest_port, "/v1/models/amc_gan/versions/1:predict",
+                         {"inputs": {k: v.tolist() for k, v in inputs.items()}})
+    assert status == 200 and np.array(body["outputs"]["video"]).shape == grpc_video.shape
+
+
+def test_rest_errors_and_status(model_server, exported):
+    meta = exported[1]
+    instance = {"appearance": _appearance(meta["frame_size"])[0].tolist(), "motion_class": 7,
+                "seed": 1}
+    status, body = _rest(model_server.rest_port, "/v1/models/amc_gan:predict",
+                         {"instances": [instance]})
+    assert status == 400 and "motion_class" in body["error"]
+    status, body = _rest(model_server.rest_port, "/v1/models/nope:predict",
+                         {"instances": [dict(instance, motion_class=0)]})
+    assert status == 404 and "nope" in body["error"]
+    status, body = _rest(model_server.rest_port, "/v1/models/amc_gan")
+    assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+    status, body = _rest(model_server.rest_port, "/v1/models/amc_gan/metadata")
+    assert status == 200 and "generate" in body["metadata"]["signature_def"]["signature_def"]
+
+
+# --- hot swap -----------------------------------------------------------------------------------
+
+def test_hot_swap_under_concurrent_requests(exported, tmp_path):
+    meta = exported[1]
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    srv = server.start(str(base), port=0, poll_interval_s=0.2)
+    failures, versions, lock = [], [], threading.Lock()
+    stop = threading.Event()
+    swapped_at = []
+
+    def worker(i):
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            # Bounded in time even if the swap never happens.
+            deadline, n = time.time() + 90, 0
+            while not stop.is_set() and time.time() < deadline:
+                n += 1
+                try:
+                    response = stub.Predict(_request(_generate_inputs(meta, seeds=[i * 1000 + n])),
+                                            timeout=60)
+                    with lock:
+                        versions.append(response.model_spec.version.value)
+                except grpc.RpcError as e:
+                    with lock:
+                        failures.append(f"{e.code()}: {e.details()}")
+
+    try:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        # Push like a Pusher would, but atomically: copy aside, then rename into place.
+        shutil.copytree(exported[0], tmp_path / "incoming")
+        os.rename(tmp_path / "incoming", base / "2")
+        server.wait_for_version(srv, 2, timeout_s=60)
+        swapped_at.append(len(versions))
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+        assert not failures, failures[:5]
+        assert 1 in versions and 2 in versions
+        # Once version 2 is served, no request goes to version 1 again.
+        after = versions[swapped_at[0] + 8:]
+        assert after and set(after) == {2}
+        status = dict(srv.manager.status("amc_gan"))
+        assert status == {2: "AVAILABLE", 1: "END"}
+        # The old version is no longer reachable by number.
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Predict(_request(_generate_inputs(meta), version=1), timeout=60)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        stop.set()
+        srv.stop(grace=2)
+
+
+def test_in_flight_request_keeps_old_version_until_done(exported, tmp_path):
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    srv = server.start(str(base), port=0, poll_interval_s=60)
+    try:
+        with srv.manager.acquire("amc_gan") as held:
+            shutil.copytree(exported[0], base / "2")
+            assert srv.manager.poll()
+            assert held.state == "UNLOADING" and held.signatures
+            out = held.signatures["generate"].fn(
+                **{k: tf.constant(v) for k, v in _generate_inputs(exported[1]).items()})
+            assert out["video"].shape[0] == 1
+        assert held.state == "END" and not held.signatures
+    finally:
+        srv.stop(grace=1)
+
+
+def test_stop_is_graceful_and_idempotent(exported, tmp_path):
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    srv = server.start(str(base), port=0)
+    address = f"127.0.0.1:{srv.port}"
+    assert client.get_metadata(address)["class_names"] == CLASS_NAMES
+    srv.stop(grace=1)
+    srv.stop(grace=1)
+    with pytest.raises(grpc.RpcError) as info:
+        client.get_metadata(address, timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
