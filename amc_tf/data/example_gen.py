@@ -1,0 +1,129 @@
+"""VideoExampleGen: a TFX FileBasedExampleGen whose Beam executor runs the B.1 preprocessing.
+
+    example_gen = VideoExampleGen(input_base=RAW_DIR, dataset="gestures",
+                                  custom_config={"augment_copies": 2, "num_classes": 12})
+    example_gen.outputs["examples"]   # splits "train" and "eval", split by subject
+
+The executor runs the same Beam transforms as `amc-tf preprocess` (`preprocess.PreprocessClips`).
+Besides the standard `Split-train/` and `Split-eval/` folders, the examples artifact's uri holds
+`rejected/rejected-*.jsonl` (one JSON record per rejected clip, with its reason) and
+`summary.json` (accepted/rejected counts per split and reason).
+"""
+
+from typing import Any, Dict, List, Optional
+
+import apache_beam as beam
+from google.protobuf import json_format, struct_pb2
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+from amc_tf.data import preprocess
+
+# Input patterns (relative to input_base) that the driver fingerprints: the annotation files.
+INPUT_PATTERNS = {"gestures": "*/*.json", "faces": "*/*/*/*.csv"}
+DATASET_KEY = "dataset"
+
+
+def custom_config_to_dict(custom_config_json):
+    """The executor-side dict of the component's custom_config (a JSON CustomConfig proto)."""
+    if not custom_config_json:
+        return {}
+    config = example_gen_pb2.CustomConfig()
+    proto_utils.json_to_proto(custom_config_json, config)
+    struct = struct_pb2.Struct()
+    if not config.custom_config.Unpack(struct):
+        raise ValueError(f"VideoExampleGen custom_config must hold a Struct, got "
+                         f"{config.custom_config.type_url}")
+    return json_format.MessageToDict(struct)
+
+
+def _options_and_dataset(exec_properties):
+    config = custom_config_to_dict(
+        exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY))
+    dataset = config.pop(DATASET_KEY, None)
+    if dataset not in INPUT_PATTERNS:
+        raise ValueError(f"VideoExampleGen needs dataset 'gestures' or 'faces', got {dataset!r}")
+    for key in ("augment_copies", "seed"):  # Struct numbers arrive as floats
+        if key in config:
+            config[key] = int(config[key])
+    return dataset, preprocess.PreprocessOptions.from_dict(config)
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """Splits by subject (not by hash) and writes the rejected records next to the splits."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._examples_uri = artifact_utils.get_single_uri(
+            output_dict[standard_component_specs.EXAMPLES_KEY])
+        super().Do(input_dict, output_dict, exec_properties)
+        summary = preprocess.read_summary(self._examples_uri)
+        self._log_summary(summary)
+
+    @staticmethod
+    def _log_summary(summary):
+        from absl import logging
+        logging.info("VideoExampleGen: %d clips accepted (%d examples), %d rejected %s",
+                     summary["accepted_clips"], summary["examples"], summary["rejected_clips"],
+                     summary["rejected_by_reason"])
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        """All accepted examples of an input split, unsplit (TFX's per-input-split contract)."""
+
+        @beam.ptransform_fn
+        def _all_examples(pipeline, exec_properties, split_pattern):
+            del split_pattern  # the adapter lists its own layout under input_base
+            dataset, options = _options_and_dataset(exec_properties)
+            outputs = pipeline | "PreprocessClips" >> preprocess.PreprocessClips(
+                dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY], options)
+            return (outputs["train"], outputs["eval"]) | "AllSplits" >> beam.Flatten()
+
+        return _all_examples
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
+                               exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+        dataset, options = _options_and_dataset(exec_properties)
+        outputs = pipeline | "PreprocessClips" >> preprocess.PreprocessClips(
+            dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY], options)
+        outputs | "WriteRejectedAndSummary" >> preprocess.WriteRejectedAndSummary(
+            self._examples_uri)
+        return {split: outputs[split] for split in preprocess.SPLITS}
+
+
+class VideoExampleGen(FileBasedExampleGen):
+    """ExampleGen for raw video clips (NATOPS- or MUG-style layouts), preprocessed as in B.1.
+
+    Args:
+      input_base: the raw directory (layouts in `amc_tf.data.adapters`).
+      dataset: "gestures" or "faces".
+      custom_config: `preprocess.PreprocessOptions` fields, e.g. augment_copies, eval_fraction,
+        seed, num_classes, flip_probability, strides.
+    """
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, input_base: str, dataset: str = "gestures",
+                 custom_config: Optional[Dict[str, Any]] = None):
+        if dataset not in INPUT_PATTERNS:
+            raise ValueError(f"unknown dataset {dataset!r}; choose 'gestures' or 'faces'")
+        config = dict(custom_config or {})
+        preprocess.PreprocessOptions.from_dict(config)  # fail at pipeline build, not at run
+        config[DATASET_KEY] = dataset
+        struct = struct_pb2.Struct()
+        struct.update(config)
+        packed = example_gen_pb2.CustomConfig()
+        packed.custom_config.Pack(struct)
+        input_config = example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="raw", pattern=INPUT_PATTERNS[dataset])])
+        # Names the output splits; the executor assigns clips to them by subject, not by hash.
+        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=4),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))
+        super().__init__(input_base=input_base, input_config=input_config,
+                         output_config=output_config, custom_config=packed)
