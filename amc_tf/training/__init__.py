@@ -1,1 +1,15 @@
-"""amc_tf.training."""
+"""amc_tf.training: the API the TFX Trainer modules and `amc-tf train` share.
+
+train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strategy=None)
+train_gan(config, train_pattern, eval_pattern, out_dir, steps, strategy=None, resume=True,
+          log_dir=None)
+build_velocity_bank(file_pattern, config)
+"""
+
+
+def __getattr__(name):
+    # Lazy: `amc_tf.training.cli` must import without TensorFlow.
+    if name in ("train_classifier", "train_gan", "build_velocity_bank", "TrainingCheckpoint"):
+        from amc_tf.training import train
+        return getattr(train, name)
+    raise AttributeError(name)
