@@ -19,7 +19,9 @@ evaluation signature can take serialized tf.Examples) with these signatures:
       metadata_json string: the metadata through Predict, for stock TF Serving.
 
 Metadata (class names, T, k, preset, config JSON, batch limit) lives in
-assets/amc_metadata.json, where the server reads it without loading the graph.
+assets/amc_metadata.json, where the server reads it without loading the graph, and
+assets.extra/tf_serving_warmup_requests holds one `generate` request that TF Serving runs before it
+serves the version.
 """
 
 import json
@@ -275,7 +277,28 @@ def export_serving_model(generator, classifier, velocity_bank, config, class_nam
         }
         signatures[SERVING_DEFAULT] = signatures[GENERATE]
         tf.saved_model.save(module, export_dir, signatures=signatures)
+    _write_warmup_requests(export_dir, metadata)
     return metadata
+
+
+def _write_warmup_requests(export_dir, metadata):
+    """assets.extra/tf_serving_warmup_requests: TF Serving runs these before serving a version."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    size = metadata["frame_size"]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = GENERATE
+    for alias, value in (("appearance", np.zeros([1, size, size, 3], np.uint8)),
+                         ("motion_class", np.zeros([1], np.int32)),
+                         ("seed", np.zeros([1], np.int64))):
+        request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request))
+    extra = os.path.join(export_dir, "assets.extra")
+    tf.io.gfile.makedirs(extra)
+    with tf.io.TFRecordWriter(os.path.join(extra, "tf_serving_warmup_requests")) as writer:
+        writer.write(log.SerializeToString())
 
 
 def read_metadata(saved_model_dir):

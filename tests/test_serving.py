@@ -44,7 +44,12 @@ def _export(export_dir):
     bank = {"velocity": velocity.astype(np.float32),
             "motion_class": (np.arange(12) % len(CLASS_NAMES)).astype(np.int32)}
     tf.keras.utils.set_random_seed(0)
-    return export.export_serving_model(models.Generator(config), models.MotionClassifier(config),
+    # The classifier goes through a .keras file as in the GAN Trainer (base_model).
+    classifier = models.MotionClassifier(config)
+    classifier.build()
+    path = models.save_model(classifier, os.path.join(os.path.dirname(export_dir),
+                                                      "classifier.keras"))
+    return export.export_serving_model(models.Generator(config), models.load_classifier(path),
                                        bank, config, CLASS_NAMES, export_dir,
                                        max_batch_size=MAX_BATCH)
 
@@ -115,6 +120,13 @@ def test_export_signatures_and_metadata(exported):
                                       "metadata", "serving_default"}
     assert meta["class_names"] == CLASS_NAMES and meta["preset"] == "test"
     assert export.read_metadata(path) == meta
+    # TF Serving's warmup file: one generate request.
+    from tensorflow_serving.apis import prediction_log_pb2
+    records = list(tf.data.TFRecordDataset(
+        os.path.join(path, "assets.extra", "tf_serving_warmup_requests")))
+    assert len(records) == 1
+    log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
+    assert set(log.predict_log.request.inputs) == {"appearance", "motion_class", "seed"}
     # serving_default is generate: same inputs, same outputs.
     _, gen_inputs = loaded.signatures["generate"].structured_input_signature
     _, default_inputs = loaded.signatures["serving_default"].structured_input_signature
