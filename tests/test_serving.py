@@ -6,7 +6,9 @@ MotionClassifier (test preset, untrained weights) and served by `serving.server`
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -412,6 +414,52 @@ def test_serving_cli_does_not_import_tensorflow():
     code = ("import sys, serving.cli; "
             "assert 'tensorflow' not in sys.modules, 'serving.cli imported tensorflow'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+# --- amc-tf serve as a process -----------------------------------------------------------------
+
+def _read_banner(proc, timeout_s=120):
+    """The 'serving ... gRPC host:port' line `amc-tf serve` prints once it listens."""
+    deadline = time.time() + timeout_s
+    lines = []
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        lines.append(line)
+        match = re.search(r"gRPC (\S+):(\d+), REST \S+:(\d+)", line)
+        if match:
+            return match[1], int(match[2]), int(match[3])
+    proc.kill()
+    pytest.fail("amc-tf serve did not come up:\n" + "".join(lines[-30:]))
+
+
+def test_amc_tf_serve_process(exported, tmp_path):
+    base = tmp_path / "serving_model" / "amc_gan"
+    shutil.copytree(exported[0], base / "3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amc_tf.cli", "serve", "--model-base-path", str(base),
+         "--port", "0", "--rest-port", "0", "--grace", "2"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        host, port, rest_port = _read_banner(proc)
+        assert host == "127.0.0.1" and port > 0 and rest_port > 0
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = model_service_pb2_grpc.ModelServiceStub(channel)
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = "amc_gan"
+            response = stub.GetModelStatus(request, timeout=30)
+        assert [(s.version, s.state) for s in response.model_version_status] == \
+            [(3, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # --- REST ---------------------------------------------------------------------------------------
