@@ -178,9 +178,9 @@ def _by_split(element, num_partitions):
     return SPLITS.index(element[0])
 
 
-def summarize(counted, dataset):
+def summarize(counted, dataset, class_names):
     """The summary dict from [((split, kind, reason), count), ...]."""
-    summary = {"dataset": dataset, "accepted_clips": 0, "rejected_clips": 0, "examples": 0,
+    summary = {"dataset": dataset, "class_names": list(class_names), "accepted_clips": 0, "rejected_clips": 0, "examples": 0,
                "rejected_by_reason": {},
                "splits": {s: {"accepted_clips": 0, "examples": 0, "rejected": {}} for s in SPLITS}}
     for (split, kind, reason), count in counted:
@@ -221,7 +221,7 @@ class PreprocessClips(beam.PTransform):
         summary = (results[_EVENTS]
                    | "CountEvents" >> beam.combiners.Count.PerElement()
                    | "Gather" >> beam.combiners.ToList()
-                   | "Summarize" >> beam.Map(lambda counted: summarize(counted, dataset)))
+                   | "Summarize" >> beam.Map(lambda counted: summarize(counted, dataset, names)))
         return {
             "train": train | "TrainRecords" >> beam.Map(lambda kv: kv[1]),
             "eval": eval_ | "EvalRecords" >> beam.Map(lambda kv: kv[1]),
