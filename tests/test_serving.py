@@ -199,11 +199,12 @@ def test_generate_with_velocity_reproduces_generate(stub, exported):
     np.testing.assert_array_equal(out["video"], sampled["video"])
 
 
-def test_classify_generated_over_grpc(stub, exported):
-    rng = np.random.default_rng(1)
+def _clip_examples(classes, seed=1):
+    """Serialized preprocessed clips (features.py contract) of the given classes."""
+    rng = np.random.default_rng(seed)
     k = NUM_KEYPOINTS
     examples = []
-    for cls in (0, 2):
+    for cls in classes:
         video = rng.integers(0, 256, (features.NUM_FRAMES, 64, 64, 3), dtype=np.uint8)
         feature = {
             features.VIDEO: tf.train.Feature(bytes_list=tf.train.BytesList(
@@ -218,12 +219,43 @@ def test_classify_generated_over_grpc(stub, exported):
         }
         examples.append(tf.train.Example(features=tf.train.Features(
             feature=feature)).SerializeToString())
+    return examples
+
+
+def test_classify_generated_over_grpc(stub, exported):
+    examples = _clip_examples([0, 2])
     request = _request({"examples": np.array(examples, dtype=object)}, "classify_generated")
     out = _outputs(stub.Predict(request, timeout=60))
     assert out["probabilities"].shape == (2, len(CLASS_NAMES))
     np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, rtol=1e-5)
     assert out["predicted_class"].dtype == np.int64
     np.testing.assert_array_equal(out["predicted_class"], out["probabilities"].argmax(axis=1))
+
+
+def test_tfma_evaluates_classify_generated(exported, tmp_path):
+    # The pipeline's Evaluator: TFMA feeds serialized clips to `classify_generated`.
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.proto import config_pb2
+
+    data = str(tmp_path / "clips.tfrecord")
+    with tf.io.TFRecordWriter(data) as writer:
+        for example in _clip_examples([0, 1, 2, 1]):
+            writer.write(example)
+    eval_config = config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(signature_name="classify_generated",
+                                          label_key="motion_class",
+                                          prediction_key="probabilities")],
+        slicing_specs=[config_pb2.SlicingSpec()],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=[
+            config_pb2.MetricConfig(class_name="SparseCategoricalAccuracy"),
+            config_pb2.MetricConfig(class_name="ExampleCount")])])
+    result = tfma.run_model_analysis(
+        eval_shared_model=tfma.default_eval_shared_model(exported[0], eval_config=eval_config),
+        eval_config=eval_config, data_location=data, output_path=str(tmp_path / "out"))
+    (slice_key, metrics), = result.slicing_metrics
+    values = metrics[""][""]
+    assert values["example_count"]["doubleValue"] == 4
+    assert 0.0 <= values["sparse_categorical_accuracy"]["doubleValue"] <= 1.0
 
 
 # --- bad requests -------------------------------------------------------------------------------
