@@ -141,6 +141,7 @@ class ModelManager:
         self.max_batch_size = max_batch_size
         self.warm_up = warm_up
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()
         self._current = None
         # version -> state for GetModelStatus ("AVAILABLE", "UNLOADING", "END").
         self._history = {}
@@ -170,6 +171,11 @@ class ModelManager:
 
     def poll(self):
         """Loads the highest complete version if it is not the one served; returns True on swap."""
+        # One load at a time (the poller and an explicit poll() may race).
+        with self._poll_lock:
+            return self._poll()
+
+    def _poll(self):
         candidates = self._candidates()
         if not candidates:
             return False
