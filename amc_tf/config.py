@@ -16,11 +16,12 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
-# Table 4's ablation rows -> the flags each one switches off.
+# Table 4's ablation rows -> the flags each one switches off. Removing a condition removes its
+# discriminator too (§4.1: "we remove input conditions and their corresponding discriminators").
 ABLATIONS = {
     "none": {},
-    "no-ya": {"use_appearance": False},
-    "no-ym": {"use_motion": False},
+    "no-ya": {"use_appearance": False, "use_da": False},
+    "no-ym": {"use_motion": False, "use_dm": False},
     "no-y": {"use_appearance": False, "use_motion": False, "use_mismatch": False},
     "no-y-prime": {"use_mismatch": False},
     "no-da": {"use_da": False},

@@ -281,6 +281,8 @@ class AMCGAN(keras.Model):
     def train_step(self, data):
         """Algorithm 1: one forward pass (lines 3-6, 12-13), one D update (line 11) and one G
         update (line 17). Losses are averaged over the global batch (tf.distribute-safe)."""
+        if isinstance(data, (tuple, list)):
+            data = data[0]
         y = self.conditions(data)
         with tf.GradientTape(persistent=True) as tape:
             fakes = self.generate_cases(y, training=True)
@@ -306,6 +308,8 @@ class AMCGAN(keras.Model):
 
     def test_step(self, data):
         """Validation: the same terms with networks in inference mode (no updates)."""
+        if isinstance(data, (tuple, list)):
+            data = data[0]
         y = self.conditions(data)
         fakes = self.generate_cases(y, training=False)
         terms = self.compute_losses(y, fakes, training=False)

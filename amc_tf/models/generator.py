@@ -69,6 +69,17 @@ class Generator(ConfigModel):
                 x = self.pool(x)
         return x, skips[::-1]
 
+    def skip_concat(self, h, phi, noise):
+        """[h_t, φ(y_a), tiled z] channel-wise -> (batch * (T-1), 8, 8, 512 + p) (A.1).
+
+        h: convLSTM outputs folded over time (batch * (T-1), 8, 8, 256); phi (batch, 8, 8, 256);
+        noise (batch, p).
+        """
+        steps = self.config.num_frames - 1
+        per_step = lambda x: ops.repeat(x, steps, axis=0)
+        return ops.concatenate(
+            [h, per_step(phi), per_step(tile_spatial(noise, self.config.latent_size))], axis=-1)
+
     def call(self, inputs, training=False):
         c = self.config
         appearance = ops.cast(inputs["appearance"], self.compute_dtype)
@@ -92,12 +103,11 @@ class Generator(ConfigModel):
             outputs.append(h)
         h = ops.stack(outputs, axis=1)                                   # (B, T-1, 8, 8, 256)
 
-        # Decode all time steps as one batch: skip concat [h_t, φ(y_a), tiled z] -> 8x8x(512+p).
+        # Decode all time steps as one batch.
         h, batch_time = fold_time(h)
         steps = c.num_frames - 1
         per_step = lambda x: ops.repeat(x, steps, axis=0)
-        x = ops.concatenate([h, per_step(phi), per_step(tile_spatial(noise, c.latent_size))],
-                            axis=-1)
+        x = self.skip_concat(h, phi, noise)
         for i in range(3):
             x = lrelu(self.decoder_norms[i](self.decoder_convs[i](x), training=training), c)
             u = self.upsample(x)

@@ -1,0 +1,329 @@
+"""Model tests: appendix tensor sizes, Gram / ranking by hand, Table 2's gradient rule,
+ablation switches, the B.3 input rule, saving, a paper-preset train step."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from amc_tf import losses
+from amc_tf.config import ABLATIONS, AMCConfig, apply_ablation, get_preset
+from amc_tf.models import (AppearanceDiscriminator, ConvLSTMCell, Generator, MotionClassifier,
+                           MotionDiscriminator, classifier_input, load_generator, save_model)
+from amc_tf.models.amcgan import AMCGAN
+
+
+def random_batch(config, batch_size, seed=0):
+    rng = np.random.default_rng(seed)
+    c = config
+    return {
+        "video": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames, c.frame_size,
+                                                 c.frame_size, 3)).astype(np.float32)),
+        "velocity": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames - 1,
+                                                    c.velocity_dim)).astype(np.float32)),
+        "motion_class": tf.constant(np.arange(batch_size) % c.num_classes, tf.int32),
+        "subject_id": tf.constant(np.arange(batch_size), tf.int64),
+        "noise": tf.constant(rng.standard_normal((batch_size, c.noise_dim)).astype(np.float32)),
+    }
+
+
+def generator_inputs(batch):
+    return {"appearance": batch["video"][:, 0], "motion_class": batch["motion_class"],
+            "velocity": batch["velocity"], "noise": batch["noise"]}
+
+
+# ---------------------------------------------------------------------- config
+def test_presets_motion_dim_and_json_round_trip():
+    assert get_preset("paper-mug").motion_dim == 28          # 6 + 2 x 11
+    assert get_preset("paper-natops").motion_dim == 42       # 24 + 2 x 9
+    assert get_preset("cpu").motion_dim == 30                # gestures: 12 + 2 x 9
+    assert get_preset("paper-mug").noise_dim == 96 and get_preset("paper-natops").noise_dim == 128
+    for name in ("paper-mug", "paper-natops", "cpu", "test"):
+        c = get_preset(name, ablation="no-rank") if name == "test" else get_preset(name)
+        assert AMCConfig.from_json(c.to_json()) == c
+    mug = get_preset("paper-mug")
+    assert (mug.w_gan, mug.w_rank, mug.w_ce, mug.w_mse, mug.w_l1, mug.w_dplus) == \
+        (3.0, 100.0, 0.3, 300.0, 0.1, 1.0)                    # Table B, MUG
+    with pytest.raises(ValueError):
+        get_preset("paper-mug", num_classes=12)
+    with pytest.raises(ValueError):
+        get_preset("nope")
+
+
+# ---------------------------------------------------------------------- ConvLSTM cell
+def test_convlstm_cell_one_step():
+    cell = ConvLSTMCell(5, 3)
+    assert cell.state_size == [5, 5]
+    x = tf.random.normal((2, 4, 4, 3))
+    h0 = tf.zeros((2, 4, 4, 5))
+    h, (h1, c1) = cell(x, [h0, h0])
+    assert h.shape == (2, 4, 4, 5) and c1.shape == (2, 4, 4, 5)
+    np.testing.assert_allclose(h.numpy(), h1.numpy())
+    # The cell is stateless across calls: same inputs, same output.
+    h2, _ = cell(x, [h0, h0])
+    np.testing.assert_allclose(h.numpy(), h2.numpy())
+    assert cell.kernel.shape == (3, 3, 3 + 5, 20)
+
+
+# ---------------------------------------------------------------------- paper tensor sizes
+@pytest.mark.parametrize("preset", ["paper-mug", "paper-natops"])
+def test_paper_tensor_sizes(preset):
+    c = get_preset(preset)
+    batch = random_batch(c, 1)
+    g = Generator(c)
+    out = g(generator_inputs(batch))
+    assert out.shape == (1, 31, 64, 64, 3)
+    assert float(tf.reduce_max(tf.abs(out))) <= 1.0
+    phi, skips = g.encode(batch["video"][:, 0])
+    assert phi.shape == (1, 8, 8, 256)                                   # φ(y_a), A.1
+    assert [s.shape[1:] for s in skips] == [(16, 16, 256), (32, 32, 128), (64, 64, 64)]
+    h = tf.zeros((31, 8, 8, 256))
+    assert g.skip_concat(h, phi, batch["noise"]).shape == (31, 8, 8, 512 + c.noise_dim)
+
+    da = AppearanceDiscriminator(c)
+    out = da({"appearance": batch["video"][:, 0], "video": batch["video"]})
+    assert out["logits"].shape == (1, 30)                                # one per x_{t-1:t+1}
+    codes = da.encode_frames(batch["video"])
+    assert codes[-1].shape == (1, 32, 8, 8, 256)
+    assert [f.shape[2:] for f in out["features"]] == [(32, 32, 64), (16, 16, 128)]
+
+    dm = MotionDiscriminator(c)
+    out = dm({"video": batch["video"], "motion_class": batch["motion_class"]})
+    assert out["logits"].shape == (1,)
+    assert out["class_logits"].shape == (1, c.num_classes)              # ŷ^l_m ∈ R^c
+    assert out["velocity"].shape == (1, 31, 2 * c.num_keypoints)        # ŷ^v_m ∈ R^2k per step
+    assert float(tf.reduce_max(tf.abs(out["velocity"]))) <= 1.0          # tanh head
+    assert [f.shape[1:] for f in out["features"]] == [(31, 32, 32, 64), (31, 16, 16, 128)]
+
+    clf = MotionClassifier(c)
+    assert clf.embed(batch["video"]).shape[1:] == (1, 2, 2, 512)         # φ(x) 2x2x512, B.3
+    assert clf(batch["video"]).shape == (1, c.num_classes)
+
+
+def test_paper_natops_full_train_step_on_cpu():
+    c = get_preset("paper-natops").replace(batch_size=2, steps_per_epoch=1)
+    gan = AMCGAN(c)
+    gan.compile()
+    gan.build_all()
+    batch = random_batch(c, 2)
+    before = [v.numpy().copy() for v in gan.generator.trainable_variables[:3]]
+    logs = gan.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, epochs=1,
+                   verbose=0).history
+    assert all(np.isfinite(v[0]) for v in logs.values())
+    after = [v.numpy() for v in gan.generator.trainable_variables[:3]]
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+    assert int(gan.g_optimizer.iterations.numpy()) == 1 == int(gan.d_optimizer.iterations.numpy())
+
+
+# ---------------------------------------------------------------------- Eq. (1)-(3) by hand
+def test_gram_matrix_and_ranking_by_hand():
+    # One video, T=2 frames of 1x2 pixels, C=1 channel: ω is N x M = (T C) x (H W) = 2 x 2.
+    a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)      # rows: frames, cols: pixels
+    feats = tf.constant(a.reshape(1, 2, 1, 2, 1))
+    gram = losses.gram_matrix(feats).numpy()[0]
+    # ω^T ω / (N M): [[1+9, 2+12], [2+12, 4+16]] / 4
+    np.testing.assert_allclose(gram, np.array([[10.0, 14.0], [14.0, 20.0]]) / 4.0, rtol=1e-6)
+    # Two channels: ω rows are (t, c) pairs.
+    f2 = np.zeros((1, 1, 1, 2, 2), np.float32)
+    f2[0, 0, 0, :, 0] = [1.0, 0.0]
+    f2[0, 0, 0, :, 1] = [2.0, 1.0]
+    np.testing.assert_allclose(losses.gram_matrix(tf.constant(f2)).numpy()[0],
+                               np.array([[5.0, 2.0], [2.0, 1.0]]) / 4.0, rtol=1e-6)
+
+    b = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    fb = tf.constant(b.reshape(1, 2, 1, 2, 1))
+    gb = (b.T @ b) / 4.0
+    d = losses.perceptual_distance(feats, fb).numpy()[0]
+    np.testing.assert_allclose(d, np.sqrt(((a.T @ a / 4.0 - gb) ** 2).sum()), rtol=1e-5)
+
+    # Eq. (3): Σ_j max(0, ρ - d⁻_j + d⁺_j)
+    d_plus = [tf.constant([0.5, 0.1]), tf.constant([0.2, 0.0])]
+    d_minus = [tf.constant([0.4, 0.3]), tf.constant([0.205, 1.0])]
+    r = losses.ranking_loss(d_plus, d_minus, 0.01).numpy()
+    expected = [max(0, 0.01 - 0.4 + 0.5) + max(0, 0.01 - 0.205 + 0.2),
+                max(0, 0.01 - 0.3 + 0.1) + max(0, 0.01 - 1.0 + 0.0)]
+    np.testing.assert_allclose(r, expected, atol=1e-7)
+
+
+def test_losses_by_hand():
+    logits = tf.constant([[0.0, 2.0]])
+    bce = losses.bce_with_logits(logits, 0.9).numpy()[0]
+    sig = 1 / (1 + np.exp(-np.array([0.0, 2.0])))
+    np.testing.assert_allclose(bce, np.mean(-(0.9 * np.log(sig) + 0.1 * np.log(1 - sig))),
+                               rtol=1e-5)
+    ce = losses.class_cross_entropy(tf.constant([[1.0, 0.0, 0.0]]), tf.constant([0]), 3, 0.3)
+    p = np.exp([1.0, 0, 0]) / np.exp([1.0, 0, 0]).sum()
+    np.testing.assert_allclose(ce.numpy()[0], -(0.8 * np.log(p[0]) + 0.1 * np.log(p[1]) +
+                                                0.1 * np.log(p[2])), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------- Table 2 gradients
+def _terms_and_tape(config, seed=0):
+    gan = AMCGAN(config)
+    gan.compile()
+    gan.build_all()
+    y = gan.conditions(random_batch(config, 4, seed))
+    with tf.GradientTape(persistent=True) as tape:
+        fakes = gan.generate_cases(y)
+        terms = gan.compute_losses(y, fakes)
+        d_total, g_total = gan.total_losses(terms)
+    return gan, y, fakes, terms, d_total, g_total, tape
+
+
+def _nonzero(grads):
+    return [g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads]
+
+
+def test_table2_gradient_rule():
+    c = get_preset("test").replace(mismatch_mode="pairs")
+    gan, y, fakes, terms, d_total, g_total, tape = _terms_and_tape(c)
+    g_vars = gan.generator_variables()
+    d_vars = gan.discriminator_variables()
+    # (x|y, y'): no gradient reaches G (it has no control over x|y); D learns it is fake.
+    assert all(g is None for g in tape.gradient(terms["d_mismatched"], g_vars))
+    assert any(_nonzero(tape.gradient(terms["d_mismatched"], d_vars)))
+    # Rows 3-4: G is trained towards "real" through both generated cases.
+    for key in ("fake", "fake_a", "fake_m"):
+        assert all(_nonzero([tape.gradient(g_total, fakes[key])]))
+    # The G objective labels fakes real: raising D's fake logits lowers g_adv; D labels them fake.
+    logits = tf.Variable([[-1.0, 0.5]])
+    with tf.GradientTape() as t2:
+        g_adv = losses.bce_with_logits(logits, 1.0)
+    assert float(tf.reduce_max(t2.gradient(g_adv, logits))) < 0
+    # The D objective's gradient w.r.t. G's variables is only used through D's update: G's
+    # update uses g_total only, which has gradients for every G variable that feeds the output.
+    g_grads = tape.gradient(g_total, g_vars)
+    assert sum(_nonzero(g_grads)) >= len(g_vars) - 2
+    # Algorithm 1, line 7: the weights of the four cases.
+    assert c.d_case_weights == (1.0, 0.5, 0.25, 0.25)
+    # x̂|y'_a used y'_a and y_m; x̂|y_a,y'_m used y_a and y'_m (Table 1).
+    idx = y["index_mm_a"].numpy()
+    assert (idx == np.array([1, 0, 3, 2])).all()
+    del tape
+
+
+def test_mismatched_conditions_differ():
+    from amc_tf.models.amcgan import mismatch_indices
+    keys = tf.constant([0, 0, 1, 1, 2, 0], tf.int32)
+    for _ in range(5):
+        idx = mismatch_indices(keys).numpy()
+        assert (keys.numpy()[idx] != keys.numpy()).all()
+    same = mismatch_indices(tf.constant([3, 3, 3])).numpy()
+    assert (same != np.arange(3)).all()                # falls back to another clip
+
+
+# ---------------------------------------------------------------------- ablations (Table 4)
+def test_each_ablation_switch_changes_what_it_should():
+    base = get_preset("test").replace(mismatch_mode="pairs")
+    batch = random_batch(base, 4)
+    other = dict(batch, video=tf.reverse(batch["video"], axis=[0]),
+                 motion_class=(batch["motion_class"] + 1) % base.num_classes,
+                 velocity=-batch["velocity"])
+
+    def sensitivity(config):
+        g = Generator(config)
+        ref = g(generator_inputs(batch)).numpy()
+        app = g(dict(generator_inputs(batch), appearance=other["video"][:, 0])).numpy()
+        mot = g(dict(generator_inputs(batch), motion_class=other["motion_class"],
+                     velocity=other["velocity"])).numpy()
+        return np.abs(app - ref).max(), np.abs(mot - ref).max()
+
+    app, mot = sensitivity(base)
+    assert app > 1e-4 and mot > 1e-4
+    app, mot = sensitivity(apply_ablation(base, "no-ya"))
+    assert app == 0 and mot > 1e-4
+    app, mot = sensitivity(apply_ablation(base, "no-ym"))
+    assert app > 1e-4 and mot == 0
+    app, mot = sensitivity(apply_ablation(base, "no-y"))
+    assert app == 0 and mot == 0
+
+    def run(name):
+        config = apply_ablation(base, name)
+        gan, y, fakes, terms, d_total, g_total, tape = _terms_and_tape(config)
+        del tape
+        return config, gan, fakes, {k: v.numpy() for k, v in terms.items()}, \
+            d_total.numpy(), g_total.numpy()
+
+    c, gan, fakes, t, d, g = run("none")
+    assert set(fakes) == {"fake", "fake_a", "fake_m"}
+    assert (t["rank"] > 0).any() and (t["d_mismatched"] > 0).all()
+    assert {id(x) for x in gan.discriminators()} == {id(gan.appearance_discriminator),
+                                                     id(gan.motion_discriminator)}
+    for name in ("no-ya", "no-da"):
+        c, gan, *_ = run(name)
+        assert gan.discriminators() == [gan.motion_discriminator]
+    for name in ("no-ym", "no-dm"):
+        c, gan, *_ = run(name)
+        assert gan.discriminators() == [gan.appearance_discriminator]
+    for name in ("no-y", "no-y-prime"):
+        c, gan, fakes, t, d, g = run(name)
+        assert set(fakes) == {"fake"}
+        assert (t["rank"] == 0).all() and (t["d_mismatched"] == 0).all()
+    c, gan, fakes, t, d, g = run("no-daux")
+    np.testing.assert_allclose(d, c.w_gan * t["d_adv"], rtol=1e-6)
+    c, gan, fakes, t, d, g = run("no-gaux")
+    np.testing.assert_allclose(g, c.w_gan * t["g_adv"] + c.w_rank * t["rank"], rtol=1e-5)
+    c, gan, fakes, t, d, g = run("no-rank")
+    np.testing.assert_allclose(g, c.w_gan * t["g_adv"] + c.w_l1 * t["l1"] +
+                               c.w_dplus * t["d_plus"], rtol=1e-5)
+    assert set(ABLATIONS) == {"none", "no-ya", "no-ym", "no-y", "no-y-prime", "no-da", "no-dm",
+                              "no-daux", "no-gaux", "no-rank"}
+
+
+# ---------------------------------------------------------------------- classifier (B.3)
+def test_classifier_input_rule_t32():
+    c = get_preset("paper-mug")
+    video = np.broadcast_to(np.arange(32, dtype=np.float32)[None, :, None, None, None],
+                            (1, 32, 64, 64, 3))
+    frames = classifier_input(tf.constant(video), c).numpy()[0, :, 0, 0, 0]
+    # Drop the first 4 frames, pad the first and the last remaining frame twice: 32 frames.
+    assert frames.tolist() == [4, 4] + list(range(4, 32)) + [31, 31]
+
+
+def test_classifier_input_rule_other_lengths():
+    c = get_preset("cpu")                                        # T = 16 from 32-frame clips
+    video = np.broadcast_to(np.arange(32, dtype=np.float32)[None, :, None, None, None],
+                            (1, 32, 64, 64, 3))
+    full = classifier_input(tf.constant(video), c).numpy()[0, :, 0, 0, 0]
+    assert full.tolist() == [4] + list(range(4, 32, 2)) + [30]
+    short = classifier_input(tf.constant(video[:, ::2]), c).numpy()[0, :, 0, 0, 0]
+    assert short.tolist() == full.tolist()
+
+
+# ---------------------------------------------------------------------- serving contract
+def test_generator_traces_with_fixed_signature_and_round_trips(tmp_path):
+    c = get_preset("test")
+    g = Generator(c)
+    g.build()
+    spec = {
+        "appearance": tf.TensorSpec((None, c.frame_size, c.frame_size, 3), tf.float32),
+        "motion_class": tf.TensorSpec((None,), tf.int32),
+        "velocity": tf.TensorSpec((None, c.num_frames - 1, c.velocity_dim), tf.float32),
+        "noise": tf.TensorSpec((None, c.noise_dim), tf.float32),
+    }
+    fn = tf.function(lambda x: g(x, training=False), input_signature=[spec])
+    batch = random_batch(c, 3)
+    out = fn(generator_inputs(batch))
+    assert out.shape == (3, c.num_frames - 1, c.frame_size, c.frame_size, 3)
+    assert out.dtype == tf.float32
+    path = save_model(g, str(tmp_path / "generator.keras"))
+    g2 = load_generator(str(tmp_path))
+    np.testing.assert_allclose(g2(generator_inputs(batch)).numpy(), out.numpy(), atol=1e-6)
+    assert json.loads(json.dumps(g2.get_config()))["config"]["name"] == "test"
+    assert path.endswith("generator.keras")
+
+
+def test_test_preset_train_step_well_under_a_second():
+    c = get_preset("test")
+    gan = AMCGAN(c)
+    gan.compile()
+    gan.build_all()
+    step = tf.function(gan.train_step)
+    batch = random_batch(c, c.batch_size)
+    step(batch)
+    start = time.perf_counter()
+    for _ in range(3):
+        step(batch)
+    assert (time.perf_counter() - start) / 3 < 0.5
