@@ -146,7 +146,9 @@ class ModelManager:
         # version -> state for GetModelStatus ("AVAILABLE", "UNLOADING", "END").
         self._history = {}
         self._retiring = []
+        # version -> (fingerprint that failed to load, tries); version -> last fingerprint.
         self._failures = {}
+        self._seen = {}
         self._stop = threading.Event()
         self._thread = None
 
@@ -158,6 +160,11 @@ class ModelManager:
         return nested if os.path.isdir(nested) else self.model_base_path
 
     def _candidates(self):
+        """(version, path) of every complete version ready to load.
+
+        A Pusher copies file by file into `<base>/<version>/`, so while a version is served a new
+        one counts only once its files (names, sizes, mtimes) are unchanged since the last poll.
+        """
         root = self.versions_dir()
         found = []
         for version in _numeric_dirs(root):
@@ -165,7 +172,15 @@ class ModelManager:
             complete = all(os.path.exists(os.path.join(path, p)) for p in
                            ("saved_model.pb", "variables/variables.index",
                             f"assets/{export.METADATA_FILE}"))
-            if complete and self._failures.get(version, 0) < _LOAD_RETRIES:
+            if not complete:
+                continue
+            fingerprint = _fingerprint(path)
+            settled = self._current is None or self._seen.get(version) == fingerprint
+            self._seen[version] = fingerprint
+            failed_fingerprint, failures = self._failures.get(version, (None, 0))
+            if failed_fingerprint != fingerprint:
+                failures = 0  # re-pushed: try again
+            if settled and failures < _LOAD_RETRIES:
                 found.append((version, path))
         return found
 
@@ -188,9 +203,12 @@ class ModelManager:
             if self.warm_up:
                 model.warm_up()
         except Exception as e:  # noqa: BLE001 - a half-copied version is retried on later polls
-            self._failures[version] = self._failures.get(version, 0) + 1
-            log.warning("could not load %s version %d from %s (try %d): %s", self.model_name,
-                        version, path, self._failures[version], e)
+            fingerprint, failures = self._failures.get(version, (None, 0))
+            if fingerprint != self._seen.get(version):
+                failures = 0
+            self._failures[version] = (self._seen.get(version), failures + 1)
+            log.warning("could not load %s version %d from %s (try %d of %d): %s",
+                        self.model_name, version, path, failures + 1, _LOAD_RETRIES, e)
             return False
         with self._lock:
             old, self._current = self._current, model
@@ -253,6 +271,20 @@ class ModelManager:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _fingerprint(path):
+    """Names, sizes and mtimes of every file under `path`: changes while a copy is running."""
+    entries = []
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(entries))
 
 
 def _numeric_dirs(root):

@@ -603,12 +603,39 @@ def test_in_flight_request_keeps_old_version_until_done(exported, tmp_path):
     try:
         with srv.manager.acquire("amc_gan") as held:
             shutil.copytree(exported[0], base / "2")
+            # The first poll sees version 2 appear, the next one finds it unchanged and swaps.
+            assert not srv.manager.poll()
             assert srv.manager.poll()
             assert held.state == "UNLOADING" and held.signatures
             out = held.signatures["generate"].fn(
                 **{k: tf.constant(v) for k, v in _generate_inputs(exported[1]).items()})
             assert out["video"].shape[0] == 1
         assert held.state == "END" and not held.signatures
+    finally:
+        srv.stop(grace=1)
+
+
+def test_version_being_copied_is_not_served_until_complete(exported, tmp_path):
+    # A Pusher copies file by file: a half-written variables file must not be loaded, and the
+    # version must be loaded once the copy is done.
+    meta = exported[1]
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    srv = server.start(str(base), port=0, poll_interval_s=0.1)
+    try:
+        address = f"127.0.0.1:{srv.port}"
+        shutil.copytree(exported[0], base / "2")
+        data = next((base / "2" / "variables").glob("variables.data-*"))
+        full = data.read_bytes()
+        data.write_bytes(full[:len(full) // 2])
+        time.sleep(1.0)  # ~10 polls: loads of the corrupt version fail, version 1 serves on
+        status = dict(srv.manager.status("amc_gan"))
+        assert status == {1: "AVAILABLE"}
+        out = client.predict(address, _generate_inputs(meta))
+        assert out["video"].shape[0] == 1
+        data.write_bytes(full)
+        server.wait_for_version(srv, 2, timeout_s=60)
+        assert dict(srv.manager.status("amc_gan")) == {2: "AVAILABLE", 1: "END"}
     finally:
         srv.stop(grace=1)
 
