@@ -258,6 +258,15 @@ def test_tfma_evaluates_classify_generated(exported, tmp_path):
     assert 0.0 <= values["sparse_categorical_accuracy"]["doubleValue"] <= 1.0
 
 
+def test_metadata_signature_for_stock_tf_serving(stub):
+    # Stock TF Serving's GetModelMetadata has only signature_def: the metadata signature serves
+    # the same JSON through Predict (no inputs).
+    out = _outputs(stub.Predict(_request({}, "metadata"), timeout=30))
+    assert [n.decode() for n in out["class_names"]] == CLASS_NAMES
+    assert json.loads(out["metadata_json"].item())["num_keypoints"] == NUM_KEYPOINTS
+    assert out["preset"].item() == b"test"
+
+
 # --- bad requests -------------------------------------------------------------------------------
 
 def _bad_cases(meta):
@@ -437,8 +446,16 @@ def test_amc_tf_generate_cli(address, tmp_path):
     assert cli.main(["generate", "--server", address, "--image", str(png), "--motion",
                      "raise_one_arm", "--seed", "2", "--out", str(out),
                      "--contact-sheet", str(sheet)]) == 0
+    num_frames = client.get_metadata(address)["num_frames"]
     # Pillow may merge identical consecutive frames, so at most T frames.
-    assert 1 < Image.open(out).n_frames <= client.get_metadata(address)["num_frames"]
+    assert 1 < Image.open(out).n_frames <= num_frames
+    # OpenCV's mp4v writer ships with opencv-python-headless.
+    import cv2
+    capture = cv2.VideoCapture(str(out.with_suffix(".mp4")))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == num_frames
     assert Image.open(sheet).size[0] > Image.open(sheet).size[1]
 
 
