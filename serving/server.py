@@ -69,12 +69,17 @@ def _status_code_of(error_code):
 
 
 def _op_error_message(e):
-    """The useful line of a TF op error: the assertion text when there is one."""
+    """The useful line of a TF op error (the assertion text, not the node trace)."""
     text = getattr(e, "message", str(e))
-    for line in text.splitlines():
-        if "assertion failed" in line or "Invalid argument" in line:
-            return line.strip()
-    return text.strip().splitlines()[-1] if text.strip() else type(e).__name__
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "Op:")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "assertion failed" in line:
+            return line
+    for line in lines:
+        if not line.startswith(noise):
+            return line
+    return lines[0] if lines else type(e).__name__
 
 
 def _shape_str(shape):
@@ -380,15 +385,25 @@ class Predictor:
         return arrays
 
 
-def _tensor_decoder(proto):
-    """A callable(dtype, alias) that checks the proto's dtype and returns it as numpy."""
+def _tensor_decoder(proto, max_elements):
+    """A callable(dtype, alias) that checks the proto's dtype and size and returns it as numpy."""
 
     def decode(dtype, alias):
         expected = tf.as_dtype(dtype).as_datatype_enum
         if proto.dtype != expected:
-            got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
+            try:
+                got = tf.dtypes.as_dtype(proto.dtype).name
+            except TypeError:
+                got = f"DataType {proto.dtype}"
             raise _invalid(f"input \"{alias}\" has dtype {got} but the signature expects "
                            f"{tf.as_dtype(dtype).name}")
+        dims = [d.size for d in proto.tensor_shape.dim]
+        if any(d < 0 for d in dims):
+            raise _invalid(f"input \"{alias}\" has an unknown dimension in shape {dims}")
+        # A TensorProto may hold one value for a whole shape: cap what decoding can allocate.
+        if int(np.prod(dims, dtype=np.float64)) > max_elements:
+            raise _invalid(f"input \"{alias}\" of shape {_shape_str(dims)} has more than "
+                           f"{max_elements} elements")
         try:
             return tf.make_ndarray(proto)
         except (ValueError, TypeError) as e:
@@ -403,8 +418,10 @@ def _make_tensor_proto(array):
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """gRPC PredictionService: Predict and GetModelMetadata (Classify / Regress: UNIMPLEMENTED)."""
 
-    def __init__(self, predictor):
+    def __init__(self, predictor, max_elements):
         self.predictor = predictor
+        # No valid request decodes to more elements than the message has bytes.
+        self.max_elements = max_elements
 
     def Predict(self, request, context):
         spec = request.model_spec
@@ -416,10 +433,13 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                                    f"for model {spec.name}; ask for a version number")
             served, signature_name, outputs = self.predictor.predict(
                 spec.name, version, spec.signature_name,
-                {k: _tensor_decoder(v) for k, v in request.inputs.items()},
+                {k: _tensor_decoder(v, self.max_elements) for k, v in request.inputs.items()},
                 tuple(request.output_filter))
         except ServingError as e:
             context.abort(e.code, e.message)
+        except Exception as e:  # noqa: BLE001 - answer INTERNAL, keep the server up
+            log.exception("Predict failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
         response = predict_pb2.PredictResponse()
         response.model_spec.name = spec.name
         response.model_spec.version.value = served
@@ -523,7 +543,7 @@ class ModelServer:
                      ("grpc.max_send_message_length", -1),
                      ("grpc.so_reuseport", 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _PredictionService(self.predictor), server)
+            _PredictionService(self.predictor, self.max_message_bytes), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             _ModelService(self.manager), server)
         address = f"{_bracket(self.host)}:{self.requested_port}"

@@ -275,7 +275,15 @@ def _bad_cases(meta):
     nan_velocity = np.zeros([1, T - 1, 2 * k], np.float32)
     nan_velocity[0, 2, 1] = np.nan
     inf_velocity = np.full([1, T - 1, 2 * k], np.inf, np.float32)
+    # A TensorProto whose one value is broadcast over a huge shape, and one with too few bytes.
+    bomb = _request(good)
+    bomb.inputs["appearance"].CopyFrom(tf.make_tensor_proto(0, tf.uint8, [10 ** 6, S, S, 3]))
+    short = _request(good)
+    short.inputs["appearance"].tensor_content = short.inputs["appearance"].tensor_content[:-5]
     return {
+        "broadcast bomb": (bomb, grpc.StatusCode.INVALID_ARGUMENT, "\"appearance\" of shape"),
+        "truncated tensor": (short, grpc.StatusCode.INVALID_ARGUMENT,
+                             "\"appearance\" is a malformed TensorProto"),
         "missing input": (_request({"appearance": good["appearance"],
                                     "seed": good["seed"]}),
                           grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {motion_class}"),
