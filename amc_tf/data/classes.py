@@ -47,11 +47,12 @@ def class_names(dataset, num_classes=None):
 def read_class_names(raw_dir, dataset):
     """The class names a raw directory declares (gestures: `classes.txt`), else the defaults."""
     if dataset == "gestures":
-        import tensorflow as tf
+        # Beam's filesystems (local, gs://) rather than tf.io.gfile: no TensorFlow import here.
+        from apache_beam.io.filesystems import FileSystems
         path = os.path.join(raw_dir, CLASSES_FILE)
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as f:
-                names = [line.strip() for line in f if line.strip()]
+        if FileSystems.exists(path):
+            with FileSystems.open(path, compression_type="uncompressed") as f:
+                names = [line.strip() for line in f.read().decode().splitlines() if line.strip()]
             if not names:
                 raise ValueError(f"{path} lists no class names")
             return names
