@@ -1,0 +1,162 @@
+"""The AMC-GAN TFX pipeline: one function builds the whole DAG from parameters (no globals)."""
+
+from typing import Any, Dict, List, Optional
+
+from pipeline import configs
+
+
+def build_eval_config(accuracy_threshold: float, change_tolerance: float):
+    """EvalConfig of the paper's metric (§4, Table 3): classifier accuracy on generated videos.
+
+    The model's `classify_generated` signature generates a video from each eval example's first
+    frame, class and velocities and classifies it with the frozen 3D-CNN (B.3); TFMA compares the
+    prediction with `motion_class`. Sliced overall and per class, plus IS, H(y), H(y|v).
+    """
+    from tensorflow_model_analysis.proto import config_pb2 as tfma
+
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(
+                lower_bound={"value": accuracy_threshold}),
+            # Blessed only if not worse than the last blessed model by more than the tolerance.
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -change_tolerance})))
+    custom = "amc_tf.metrics.tfma_metrics"
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=configs.EVAL_SIGNATURE,
+                                    label_key=configs.EVAL_LABEL_KEY,
+                                    prediction_key=configs.EVAL_PREDICTION_KEY)],
+        slicing_specs=[tfma.SlicingSpec(),
+                       tfma.SlicingSpec(feature_keys=[configs.EVAL_LABEL_KEY])],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            accuracy,
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="InceptionScore", module=custom),
+            tfma.MetricConfig(class_name="InterEntropy", module=custom),
+            tfma.MetricConfig(class_name="IntraEntropy", module=custom),
+        ])])
+
+
+def create_pipeline(
+        pipeline_name: str,
+        pipeline_root: str,
+        raw_data_path: str,
+        dataset: str,
+        preset: str,
+        num_classes: int,
+        classifier_run_fn: str,
+        gan_run_fn: str,
+        classifier_train_steps: int,
+        gan_train_steps: int,
+        eval_accuracy_threshold: float,
+        eval_change_tolerance: float,
+        serving_model_dir: str,
+        schema_path: str,
+        example_gen_config: Optional[Dict[str, Any]] = None,
+        metadata_connection_config=None,
+        beam_pipeline_args: Optional[List[str]] = None,
+        vertex_training_args: Optional[Dict[str, Any]] = None,
+        vertex_region: Optional[str] = None,
+        enable_cache: bool = False):
+    """Video ExampleGen → validation → classifier and GAN Trainers → Evaluator → Pusher.
+
+    Args:
+      raw_data_path: raw clips in the layout of the `dataset` adapter (`amc-tf synth` writes it).
+      dataset: "gestures" (NATOPS-style) or "faces" (MUG-style).
+      preset: model preset name (amc_tf.config), handed to both Trainers.
+      num_classes: motion classes in the data (synthetic gestures: 12 by default).
+      classifier_run_fn / gan_run_fn: Trainer entry points, as module paths.
+      serving_model_dir: Pusher's base directory; versions land in `<dir>/<version>/`.
+      vertex_training_args: when given, the GAN Trainer runs as a Vertex AI custom job with these
+        worker_pool_specs (GPU machine) instead of in-process.
+    """
+    from tfx import v1 as tfx
+
+    from amc_tf.data.example_gen import VideoExampleGen
+
+    components = []
+
+    # Beam: decode raw clips, apply the B.1 rules and augmentation, split train/eval by subject.
+    example_gen = VideoExampleGen(input_base=raw_data_path, dataset=dataset,
+                                  custom_config=dict(example_gen_config or {}))
+    components.append(example_gen)
+
+    # Dataset statistics, checked against the checked-in schema of preprocessed clips.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    components += [statistics_gen, schema_gen, example_validator]
+
+    trainer_config = {"preset": preset, "dataset": dataset, "num_classes": num_classes}
+
+    # The 3D-CNN motion classifier (B.3), trained on real clips: the judge of generated videos.
+    classifier_trainer = tfx.components.Trainer(
+        run_fn=classifier_run_fn,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=classifier_train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config=trainer_config,
+    ).with_id("classifier_trainer")
+    components.append(classifier_trainer)
+
+    # AMC-GAN (Algorithm 1) under MirroredStrategy; exports the serving + evaluation signatures
+    # with the frozen classifier (handed over as base_model) inside.
+    gan_args = dict(
+        run_fn=gan_run_fn,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        base_model=classifier_trainer.outputs["model"],
+        train_args=tfx.proto.TrainArgs(num_steps=gan_train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+    )
+    if vertex_training_args is not None:
+        from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
+        gan_trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
+            custom_config={
+                **trainer_config,
+                vertex_executor.ENABLE_VERTEX_KEY: True,
+                vertex_executor.VERTEX_REGION_KEY: vertex_region,
+                vertex_executor.TRAINING_ARGS_KEY: vertex_training_args,
+            }, **gan_args)
+    else:
+        gan_trainer = tfx.components.Trainer(custom_config=trainer_config, **gan_args)
+    gan_trainer = gan_trainer.with_id("gan_trainer")
+    components.append(gan_trainer)
+
+    # The last blessed AMC-GAN, the baseline of the change threshold.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    components.append(model_resolver)
+
+    # The paper's metric in TFMA: accuracy of the classifier on generated videos (+ IS, H).
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=gan_trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        schema=schema_gen.outputs["schema"],
+        eval_config=build_eval_config(eval_accuracy_threshold, eval_change_tolerance))
+    components.append(evaluator)
+
+    # TF Serving layout <serving_model_dir>/<version>/, only when blessed.
+    pusher = tfx.components.Pusher(
+        model=gan_trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    components.append(pusher)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

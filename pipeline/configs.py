@@ -1,0 +1,57 @@
+"""Names, step counts and thresholds of the AMC-GAN pipeline, in one place (TFX template style)."""
+
+import dataclasses
+import os
+
+PIPELINE_NAME = "amc_gan"
+# Vertex AI pipeline names must match [a-z0-9][a-z0-9-]{0,127}: no underscores there.
+VERTEX_PIPELINE_NAME = "amc-gan"
+MODEL_NAME = "amc_gan"
+DATASET = "gestures"
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_DIR = os.path.join(REPO_ROOT, "schemas")
+
+# Trainer entry points, referenced by module path so no module file has to be uploaded (Vertex).
+CLASSIFIER_RUN_FN = "pipeline.modules.classifier_trainer.run_fn"
+GAN_RUN_FN = "pipeline.modules.gan_trainer.run_fn"
+
+# The Evaluator blesses a model whose generated videos are classified with at least this accuracy
+# (value threshold) and no worse than the last blessed model (change threshold).
+EVAL_ACCURACY_METRIC = "sparse_categorical_accuracy"
+EVAL_SIGNATURE = "classify_generated"
+EVAL_PREDICTION_KEY = "probabilities"
+EVAL_LABEL_KEY = "motion_class"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """How much a pipeline run of one model preset trains and what it must reach to be pushed."""
+    classifier_train_steps: int
+    gan_train_steps: int
+    eval_accuracy_threshold: float
+    # A candidate may be at most this much less accurate than the baseline (absolute).
+    eval_change_tolerance: float = 0.0
+    augment_copies: int = 1
+
+
+RUN_SETTINGS = {
+    "test": RunSettings(classifier_train_steps=4, gan_train_steps=3,
+                        eval_accuracy_threshold=0.0, eval_change_tolerance=1.0),
+    "cpu": RunSettings(classifier_train_steps=400, gan_train_steps=1500,
+                       eval_accuracy_threshold=0.3, eval_change_tolerance=0.05, augment_copies=2),
+    "paper-natops": RunSettings(classifier_train_steps=20000, gan_train_steps=100000,
+                                eval_accuracy_threshold=0.5, eval_change_tolerance=0.02,
+                                augment_copies=4),
+    "paper-mug": RunSettings(classifier_train_steps=10000, gan_train_steps=50000,
+                             eval_accuracy_threshold=0.5, eval_change_tolerance=0.02,
+                             augment_copies=4),
+}
+
+
+def schema_path(dataset):
+    """The TFX schema of preprocessed `dataset` clips, validated by ExampleValidator."""
+    path = os.path.join(SCHEMA_DIR, dataset, "schema.pbtxt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no schema for dataset {dataset!r} at {path}")
+    return path

@@ -1,0 +1,1 @@
+"""TFX Trainer entry points (`run_fn`) for the motion classifier and AMC-GAN."""

@@ -1,0 +1,143 @@
+"""Compiles the AMC-GAN pipeline for Vertex AI Pipelines (KubeflowV2DagRunner) and submits it.
+
+Thin: gathers the cloud settings and calls `create_pipeline`. Compiling needs no cloud access: the
+Trainers are referenced by module path (`run_fn`), so no module file is uploaded. The GAN Trainer
+runs as a Vertex AI Training job on a GPU machine (MirroredStrategy over its GPUs), ExampleGen's
+Beam job on Dataflow.
+"""
+
+import dataclasses
+import os
+from typing import Optional
+
+from pipeline import configs
+
+
+@dataclasses.dataclass
+class VertexSettings:
+    project: str
+    region: str
+    pipeline_root: str            # gs://bucket/path: artifacts of every run
+    raw_data_path: str            # gs://bucket/raw: clips in the adapter's layout
+    image: str                    # container image with amc_tf installed (see README)
+    preset: str = "paper-natops"
+    dataset: str = "gestures"
+    num_classes: int = 24
+    gpu_machine_type: str = "a2-highgpu-1g"
+    gpu_type: str = "NVIDIA_TESLA_A100"
+    gpu_count: int = 1
+    dataflow_machine_type: str = "n1-standard-8"
+    container_repo_root: str = "/amc_tf"   # where the image holds this repo (schemas/)
+    serving_model_dir: Optional[str] = None
+
+    def __post_init__(self):
+        for name in ("pipeline_root", "raw_data_path"):
+            value = getattr(self, name)
+            if not value.startswith("gs://"):
+                raise ValueError(f"{name} must be a gs:// path for Vertex AI, got {value!r}")
+        if self.gpu_count < 1:
+            raise ValueError(f"gpu_count must be >= 1, got {self.gpu_count}")
+        if self.serving_model_dir is None:
+            self.serving_model_dir = f"{self.pipeline_root.rstrip('/')}/serving_model/" \
+                                     f"{configs.MODEL_NAME}"
+
+
+def dataflow_beam_args(settings: VertexSettings):
+    """Beam args that run ExampleGen / StatisticsGen / Evaluator on Dataflow."""
+    return [
+        "--runner=DataflowRunner",
+        f"--project={settings.project}",
+        f"--region={settings.region}",
+        f"--temp_location={settings.pipeline_root.rstrip('/')}/beam-tmp",
+        f"--machine_type={settings.dataflow_machine_type}",
+        f"--sdk_container_image={settings.image}",
+        "--experiments=use_runner_v2",
+    ]
+
+
+def vertex_training_args(settings: VertexSettings):
+    """Vertex AI custom-job spec for the GAN Trainer: one GPU machine, MirroredStrategy inside."""
+    return {
+        "project": settings.project,
+        "worker_pool_specs": [{
+            "machine_spec": {
+                "machine_type": settings.gpu_machine_type,
+                "accelerator_type": settings.gpu_type,
+                "accelerator_count": settings.gpu_count,
+            },
+            "replica_count": 1,
+            "container_spec": {"image_uri": settings.image},
+        }],
+    }
+
+
+def build_pipeline(settings: VertexSettings):
+    from pipeline.amc_pipeline import create_pipeline
+    run = configs.RUN_SETTINGS[settings.preset]
+    schema = os.path.join(settings.container_repo_root, "schemas", settings.dataset,
+                          "schema.pbtxt")
+    return create_pipeline(
+        pipeline_name=configs.VERTEX_PIPELINE_NAME,
+        pipeline_root=settings.pipeline_root,
+        raw_data_path=settings.raw_data_path,
+        dataset=settings.dataset,
+        preset=settings.preset,
+        num_classes=settings.num_classes,
+        classifier_run_fn=configs.CLASSIFIER_RUN_FN,
+        gan_run_fn=configs.GAN_RUN_FN,
+        classifier_train_steps=run.classifier_train_steps,
+        gan_train_steps=run.gan_train_steps,
+        eval_accuracy_threshold=run.eval_accuracy_threshold,
+        eval_change_tolerance=run.eval_change_tolerance,
+        serving_model_dir=settings.serving_model_dir,
+        schema_path=schema,
+        example_gen_config={"augment_copies": run.augment_copies,
+                            "num_classes": settings.num_classes},
+        beam_pipeline_args=dataflow_beam_args(settings),
+        vertex_training_args=vertex_training_args(settings),
+        vertex_region=settings.region,
+    )
+
+
+def compile_pipeline(settings: VertexSettings, output_path: str):
+    """Writes the Vertex AI pipeline job spec (JSON) to `output_path`; returns the path."""
+    from tfx import v1 as tfx
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=settings.image),
+        output_dir=os.path.dirname(os.path.abspath(output_path)),
+        output_filename=os.path.basename(output_path))
+    runner.run(build_pipeline(settings), write_out=True)
+    return output_path
+
+
+def build_pipeline_job(spec_path: str, project: str, region: str, pipeline_root: str,
+                       credentials=None, enable_caching: bool = False):
+    """The `aiplatform.PipelineJob` for a compiled spec (not yet submitted)."""
+    from google.cloud import aiplatform
+    if credentials is None:
+        import google.auth
+        credentials, _ = google.auth.default()
+    return aiplatform.PipelineJob(
+        display_name=configs.VERTEX_PIPELINE_NAME,
+        template_path=spec_path,
+        pipeline_root=pipeline_root,
+        project=project,
+        location=region,
+        credentials=credentials,
+        enable_caching=enable_caching,
+    )
+
+
+def submit(spec_path: str, project: str, region: str, pipeline_root: str,
+           service_account: Optional[str] = None):
+    """Builds the PipelineJob and submits it to Vertex AI (needs Google Cloud credentials)."""
+    job = build_pipeline_job(spec_path, project, region, pipeline_root)
+    job.submit(service_account=service_account)
+    return job
+
+
+if __name__ == "__main__":
+    import sys
+    from pipeline.cli import main
+    sys.exit(main(["compile-vertex"] + sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""The AMC-GAN TFX pipeline: DAG shape, Vertex compile (offline), and full local runs (slow)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import configs
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def tiny_raw(tmp_path_factory):
+    """A tiny synthetic gestures set: every class, a few subjects."""
+    from amc_tf.data import synthetic
+    raw = tmp_path_factory.mktemp("raw")
+    synthetic.write_gestures(str(raw), clips=24, seed=3, num_classes=4)
+    return str(raw)
+
+
+def test_create_pipeline_dag(tiny_raw, tmp_path):
+    from pipeline import local_runner
+    pipeline = local_runner.local_pipeline(home=str(tmp_path), preset="test",
+                                           raw_data_path=tiny_raw)
+    ids = [c.id for c in pipeline.components]
+    assert sorted(ids) == sorted([
+        "VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+        "classifier_trainer", "gan_trainer", "latest_blessed_model_resolver", "Evaluator",
+        "Pusher"])
+    # Topological order: the workflow reads ExampleGen → ... → Trainers → Evaluator → Pusher.
+    for before, after in [("VideoExampleGen", "StatisticsGen"), ("StatisticsGen", "ExampleValidator"),
+                          ("classifier_trainer", "gan_trainer"), ("gan_trainer", "Evaluator"),
+                          ("latest_blessed_model_resolver", "Evaluator"), ("Evaluator", "Pusher")]:
+        assert ids.index(before) < ids.index(after), (before, after, ids)
+    by_id = {c.id: c for c in pipeline.components}
+    gan = by_id["gan_trainer"]
+    assert gan.exec_properties["run_fn"] == configs.GAN_RUN_FN
+    assert "base_model" in gan.inputs
+    evaluator = by_id["Evaluator"]
+    eval_config = json.loads(evaluator.exec_properties["eval_config"])
+    assert eval_config["model_specs"][0]["signature_name"] == "classify_generated"
+    metric_names = [m["class_name"] for m in eval_config["metrics_specs"][0]["metrics"]]
+    assert {"SparseCategoricalAccuracy", "InceptionScore", "InterEntropy",
+            "IntraEntropy"} <= set(metric_names)
+    assert pipeline.metadata_connection_config.sqlite.filename_uri.startswith(str(tmp_path))
+
+
+def test_unknown_preset_and_missing_raw_are_clear(tmp_path):
+    from pipeline import local_runner
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        local_runner.local_pipeline(home=str(tmp_path), preset="huge")
+    with pytest.raises(FileNotFoundError, match="amc-tf synth"):
+        local_runner.local_pipeline(home=str(tmp_path), preset="test",
+                                    raw_data_path=str(tmp_path / "nope"))
+
+
+VERTEX_ARGS = dict(project="amc-test-project", region="europe-west4",
+                   pipeline_root="gs://amc-test-bucket/root", raw_data_path="gs://amc-test-bucket/raw",
+                   image="europe-docker.pkg.dev/amc-test-project/amc/amc-tf:0.1.0")
+
+
+@pytest.fixture(scope="module")
+def vertex_spec(tmp_path_factory):
+    from pipeline import vertex_runner
+    out = str(tmp_path_factory.mktemp("vertex") / "amc_gan_vertex.json")
+    vertex_runner.compile_pipeline(vertex_runner.VertexSettings(**VERTEX_ARGS), out)
+    return out
+
+
+def test_vertex_spec_compiles_offline_and_validates(vertex_spec):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    with open(vertex_spec) as f:
+        job = json.load(f)
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec(),
+                                 ignore_unknown_fields=True)
+    assert spec.pipeline_info.name == "amc-gan"
+    tasks = set(spec.root.dag.tasks)
+    for task in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                 "classifier_trainer", "gan_trainer", "Evaluator", "Pusher"):
+        assert task in tasks, f"{task} missing from {sorted(tasks)}"
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    images = {e["container"]["image"] for e in executors.values() if "container" in e}
+    assert images == {VERTEX_ARGS["image"]}
+    # The GAN Trainer runs on Vertex Training with the GPU machine spec.
+    gan_params = json.dumps(json_format.MessageToDict(
+        spec.components[spec.root.dag.tasks["gan_trainer"].component_ref.name]))
+    gan_task = json.dumps(json_format.MessageToDict(spec.root.dag.tasks["gan_trainer"]))
+    blob = gan_params + gan_task + json.dumps(executors)
+    for needle in ("a2-highgpu-1g", "NVIDIA_TESLA_A100", "ai_platform_enable_vertex",
+                   configs.GAN_RUN_FN):
+        assert needle in blob, needle
+    # ExampleGen's Beam job goes to Dataflow.
+    example_gen_exec = [e for name, e in executors.items() if "VideoExampleGen" in name][0]
+    args = " ".join(example_gen_exec["container"].get("args", []))
+    for needle in ("--runner=DataflowRunner", "--project=amc-test-project",
+                   "--region=europe-west4", "gs://amc-test-bucket/root/beam-tmp"):
+        assert needle in args, needle
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://amc-test-bucket/root"
+
+
+def test_vertex_settings_reject_local_paths():
+    from pipeline import vertex_runner
+    with pytest.raises(ValueError, match="pipeline_root must be a gs:// path"):
+        vertex_runner.VertexSettings(**{**VERTEX_ARGS, "pipeline_root": "/tmp/root"})
+
+
+def test_submit_vertex_builds_pipeline_job_without_sending(vertex_spec):
+    from google.auth.credentials import AnonymousCredentials
+    from pipeline import vertex_runner
+    job = vertex_runner.build_pipeline_job(vertex_spec, VERTEX_ARGS["project"],
+                                           VERTEX_ARGS["region"], VERTEX_ARGS["pipeline_root"],
+                                           credentials=AnonymousCredentials())
+    resource = job._gca_resource
+    assert resource.display_name == "amc-gan"
+    assert resource.runtime_config.gcs_output_directory == VERTEX_ARGS["pipeline_root"]
+    from google.protobuf import json_format
+    pipeline_spec = json_format.MessageToDict(resource._pb.pipeline_spec)
+    assert "gan_trainer" in pipeline_spec["root"]["dag"]["tasks"]
+    assert job.project == VERTEX_ARGS["project"] and job.location == VERTEX_ARGS["region"]
+
+
+@pytest.mark.slow
+def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
+    """Run 1 (Python API): all COMPLETE, metrics, blessed and pushed. Run 2 (tfx CLI) with an
+    impossible threshold: not blessed, nothing new pushed, run 1's model as baseline."""
+    from pipeline import local_runner, results
+
+    home = str(tmp_path / "home")
+    layout = local_runner.run(home=home, preset="test", raw_data_path=tiny_raw,
+                              eval_accuracy_threshold=0.0)
+    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
+    for node in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                 "classifier_trainer", "gan_trainer", "Evaluator", "Pusher"):
+        assert nodes[node]["state"] == "COMPLETE", (node, nodes[node]["state"])
+    summary = results.run_summary(layout)
+    overall = summary["evaluation"]["overall"]
+    for metric in ("sparse_categorical_accuracy", "inception_score", "inter_entropy_h_y",
+                   "intra_entropy_h_y_given_v"):
+        assert metric in overall, metric
+    assert any(k.startswith("motion_class=") for k in summary["evaluation"])
+    assert summary["blessed"] and summary["pushed"]
+    versions = os.listdir(layout["serving_model_dir"])
+    assert len(versions) == 1
+    assert os.path.exists(os.path.join(layout["serving_model_dir"], versions[0],
+                                       "saved_model.pb"))
+    first_model = nodes["gan_trainer"]["outputs"]["model"][0]["uri"]
+
+    env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
+               AMC_PRESET="test", AMC_RAW=tiny_raw, AMC_EVAL_THRESHOLD="1.01")
+    tfx_cli = os.path.join(VENV_BIN, "tfx")
+    runner = os.path.join(configs.REPO_ROOT, "pipeline", "local_runner.py")
+    for cmd in ([tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path", runner],
+                [tfx_cli, "run", "create", "--engine", "local", "--pipeline_name",
+                 configs.PIPELINE_NAME]):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+        assert out.returncode == 0, (cmd, out.stdout[-3000:], out.stderr[-3000:])
+
+    summary = results.run_summary(layout)
+    assert summary["blessed"] is False
+    assert summary["baseline_model"] == [first_model]
+    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
+    assert nodes["Evaluator"]["state"] == "COMPLETE"
+    assert os.listdir(layout["serving_model_dir"]) == versions, "pushed without blessing"
