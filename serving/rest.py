@@ -56,10 +56,16 @@ def _to_array(value, dtype, alias):
     return raw.astype(dtype)
 
 
-def _to_json(array):
-    if array.dtype == np.object_:
-        return [_to_json(a) for a in array] if array.ndim else \
-            {"b64": base64.b64encode(array.item()).decode()}
+def _to_json(value):
+    """JSON of an output: numbers as lists, strings as text (or {"b64": ...} if not UTF-8)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode()}
+    array = np.asarray(value)
+    if array.dtype.kind in "OS":
+        return [_to_json(a) for a in array] if array.ndim else _to_json(array.item())
     return array.tolist()
 
 

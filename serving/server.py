@@ -26,6 +26,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import wrappers_pb2
+from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, predict_pb2,
@@ -332,7 +333,8 @@ class Predictor:
             except tf.errors.OpError as e:
                 raise ServingError(_status_code_of(e.error_code), _op_error_message(e)) from e
             wanted = output_filter or sig.outputs
-            return model.version, signature_name, {k: outputs[k].numpy() for k in wanted}
+            return model.version, signature_name, {k: np.asarray(outputs[k].numpy())
+                                                    for k in wanted}
 
     def _validate(self, model, sig, inputs):
         sent, expected = set(inputs), set(sig.inputs)
@@ -412,7 +414,14 @@ def _tensor_decoder(proto, max_elements):
 
 
 def _make_tensor_proto(array):
-    return tf.make_tensor_proto(array)
+    """TensorProto of a numeric array as raw tensor_content (cheaper than make_tensor_proto)."""
+    if array.dtype.kind in "OSU":
+        return tf.make_tensor_proto(array)
+    proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(array.dtype).as_datatype_enum,
+                                   tensor_content=np.ascontiguousarray(array).tobytes())
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
+    return proto
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -435,18 +444,18 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 spec.name, version, spec.signature_name,
                 {k: _tensor_decoder(v, self.max_elements) for k, v in request.inputs.items()},
                 tuple(request.output_filter))
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = spec.name
+            response.model_spec.version.value = served
+            response.model_spec.signature_name = signature_name
+            for alias, array in outputs.items():
+                response.outputs[alias].CopyFrom(_make_tensor_proto(array))
+            return response
         except ServingError as e:
             context.abort(e.code, e.message)
         except Exception as e:  # noqa: BLE001 - answer INTERNAL, keep the server up
             log.exception("Predict failed")
             context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = spec.name
-        response.model_spec.version.value = served
-        response.model_spec.signature_name = signature_name
-        for alias, array in outputs.items():
-            response.outputs[alias].CopyFrom(_make_tensor_proto(array))
-        return response
 
     def GetModelMetadata(self, request, context):
         spec = request.model_spec

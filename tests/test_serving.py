@@ -558,6 +558,9 @@ def test_rest_errors_and_status(model_server, exported):
     assert status == 404 and "nope" in body["error"]
     status, body = _rest(model_server.rest_port, "/v1/models/amc_gan")
     assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+    status, body = _rest(model_server.rest_port, "/v1/models/amc_gan:predict",
+                         {"signature_name": "metadata", "inputs": {}})
+    assert status == 200 and body["outputs"]["class_names"] == CLASS_NAMES
     status, body = _rest(model_server.rest_port, "/v1/models/amc_gan/metadata")
     assert status == 200 and "generate" in body["metadata"]["signature_def"]["signature_def"]
 
