@@ -313,3 +313,14 @@ def test_cli_module_does_not_import_tensorflow_or_beam():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_crop_replicates_edges_past_the_frame():
+    frames = np.zeros((2, 100, 100, 3), np.uint8)
+    frames[:, :, :50] = 200                            # left half bright
+    points = np.array([[[0.0, 0.0], [99.0, 99.0]]] * 2)
+    inside, mapped = clip_rules.crop_and_resize(frames, points, (0, 0, 100), size=50)
+    outside, _ = clip_rules.crop_and_resize(frames, points, (-50, 0, 100), size=50)
+    np.testing.assert_allclose(mapped[0], [[-0.25, -0.25], [49.25, 49.25]])
+    assert (inside[:, :, :24] == 200).all() and (inside[:, :, 26:] == 0).all()
+    assert (outside[:, :, :49] == 200).all()           # the bright edge column, replicated

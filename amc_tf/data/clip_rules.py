@@ -65,11 +65,16 @@ def crop_and_resize(frames, points, box, size=features.FRAME_SIZE):
     """
     import cv2
     x0, y0, side = box
+    height, width = frames.shape[1:3]
+    inside = x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height
     shift = np.float32([[1, 0, -x0], [0, 1, -y0]])
     out = np.empty((len(frames), size, size, frames.shape[-1]), np.uint8)
     for t, frame in enumerate(frames):
-        crop = cv2.warpAffine(frame, shift, (side, side), flags=cv2.INTER_NEAREST,
-                              borderMode=cv2.BORDER_REPLICATE)
+        if inside:  # a view, no copy
+            crop = frame[y0:y0 + side, x0:x0 + side]
+        else:
+            crop = cv2.warpAffine(frame, shift, (side, side), flags=cv2.INTER_NEAREST,
+                                  borderMode=cv2.BORDER_REPLICATE)
         out[t] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     scale = size / side
     mapped = (points - np.array([x0, y0], float) + 0.5) * scale - 0.5
