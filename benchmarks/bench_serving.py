@@ -134,7 +134,8 @@ def main(argv=None):
     path = os.path.join(root, str(version))
     meta = export.read_metadata(path)
     print(f"model {path}: preset {meta['preset']}, T={meta['num_frames']}, "
-          f"{meta['frame_size']}x{meta['frame_size']}, {meta['num_classes']} classes; "
+          f"{meta['frame_size']}x{meta['frame_size']} (networks at {meta['model_frame_size']}), "
+          f"{meta['num_classes']} classes; "
           f"{args.requests} requests, {os.cpu_count()} CPUs")
 
     proc, port = _start_server(base, args.model_name)

@@ -4,8 +4,10 @@
 evaluation signature can take serialized tf.Examples) with these signatures:
 
   generate / serving_default
-      appearance uint8 (B, H, W, 3), motion_class int32 (B,), seed int64 (B,)
-      -> video uint8 (B, T, H, W, 3) (frame 0 is the appearance), velocity float32 (B, T-1, 2k)
+      appearance uint8 (B, 64, 64, 3), motion_class int32 (B,), seed int64 (B,)
+      -> video uint8 (B, T, 64, 64, 3) (frame 0 is the appearance), velocity float32 (B, T-1, 2k)
+      64 x 64 is the clips' frame size (features.FRAME_SIZE) for every preset; presets with
+      smaller frames run the generator at their size and resize in the graph.
       The velocity is drawn from the per-class bank of training velocities (§3.1) and the noise z
       from a normal, both by stateless random ops keyed on the seed: same seed, same video.
   generate_with_velocity
@@ -77,6 +79,9 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
     from amc_tf.data import features
 
     T, H = int(config.num_frames), int(config.frame_size)
+    # Requests and videos are at the clips' 64 x 64 whatever the preset; a preset with smaller
+    # frames (cpu, test) gets the appearance resized down and its frames resized up in-graph.
+    S = features.FRAME_SIZE
     k, p, C = int(config.num_keypoints), int(config.noise_dim), int(config.num_classes)
     steps, vdim = T - 1, 2 * k
 
@@ -107,7 +112,8 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
         "num_classes": C,
         "num_frames": T,
         "num_keypoints": k,
-        "frame_size": H,
+        "frame_size": S,
+        "model_frame_size": H,
         "noise_dim": p,
         "preset": config.name,
         "max_batch_size": int(max_batch_size),
@@ -182,26 +188,46 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
                 tf.cast(tf.floor(u * tf.cast(count, tf.float32)), tf.int64), count - 1)
             return tf.gather(self.bank_velocity, row)
 
-        def _generate(self, appearance, motion_class, velocity, seed):
-            y_a = _to_float_image(appearance)
+        def _to_model_size(self, y_a):
+            """Appearance at the API's S x S -> the generator's H x H."""
+            if H == S:
+                return y_a
+            return tf.image.resize(y_a, [H, H], method="bilinear", antialias=True)
+
+        def _to_api_size(self, frames):
+            """Generated (B, T-1, H, H, 3) -> (B, T-1, S, S, 3)."""
+            if H == S:
+                return frames
+            shape = tf.shape(frames)
+            up = tf.image.resize(tf.reshape(frames, [-1, H, H, 3]), [S, S], method="bilinear")
+            return tf.reshape(up, [shape[0], shape[1], S, S, 3])
+
+        def _generate_frames(self, y_a, motion_class, velocity, seed):
+            """The generator at its own frame size: (B, T-1, H, H, 3) in [-1, 1]."""
             frames = self.generator({"appearance": y_a, "motion_class": motion_class,
                                      "velocity": velocity, "noise": self._noise(seed)},
                                     training=False)
-            return tf.concat([y_a[:, None], tf.cast(frames, tf.float32)], axis=1)
+            return tf.cast(frames, tf.float32)
+
+        def _generate_video(self, appearance, motion_class, velocity, seed):
+            """uint8 (B, T, S, S, 3): the given appearance, then the generated frames."""
+            y_a = _to_float_image(appearance)
+            frames = self._generate_frames(self._to_model_size(y_a), motion_class, velocity, seed)
+            return _to_uint8_image(tf.concat([y_a[:, None], self._to_api_size(frames)], axis=1))
 
         @tf.function(input_signature=[
-            tf.TensorSpec([None, H, H, 3], tf.uint8, name="appearance"),
+            tf.TensorSpec([None, S, S, 3], tf.uint8, name="appearance"),
             tf.TensorSpec([None], tf.int32, name="motion_class"),
             tf.TensorSpec([None], tf.int64, name="seed")])
         def generate(self, appearance, motion_class, seed):
             appearance, motion_class, seed = self._checked(
                 self._check(appearance, motion_class), appearance, motion_class, seed)
             velocity = self._sample_velocity(motion_class, seed)
-            video = self._generate(appearance, motion_class, velocity, seed)
-            return {"video": _to_uint8_image(video), "velocity": velocity}
+            return {"video": self._generate_video(appearance, motion_class, velocity, seed),
+                    "velocity": velocity}
 
         @tf.function(input_signature=[
-            tf.TensorSpec([None, H, H, 3], tf.uint8, name="appearance"),
+            tf.TensorSpec([None, S, S, 3], tf.uint8, name="appearance"),
             tf.TensorSpec([None], tf.int32, name="motion_class"),
             tf.TensorSpec([None, steps, vdim], tf.float32, name="velocity"),
             tf.TensorSpec([None], tf.int64, name="seed")])
@@ -209,24 +235,22 @@ def _build_module(generator, classifier, velocity_bank, config, class_names, max
             appearance, motion_class, velocity, seed = self._checked(
                 self._check(appearance, motion_class, velocity),
                 appearance, motion_class, velocity, seed)
-            video = self._generate(appearance, motion_class, velocity, seed)
-            return {"video": _to_uint8_image(video), "velocity": velocity}
+            return {"video": self._generate_video(appearance, motion_class, velocity, seed),
+                    "velocity": velocity}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def classify_generated(self, examples):
             clips = features.parse_examples(examples, k)
-            appearance = clips[features.VIDEO][:, 0]
-            if H != features.FRAME_SIZE:
-                appearance = tf.cast(tf.round(tf.image.resize(
-                    tf.cast(appearance, tf.float32), [H, H], antialias=True)), tf.uint8)
             motion_class = clips[features.MOTION_CLASS]
             # TFMA picks its own batch size: no serving batch limit here.
             appearance, motion_class, velocity = self._checked(
-                self._check(appearance, motion_class, limit_batch=False),
-                appearance, motion_class, clips[features.VELOCITY][:, :steps])
+                self._check(clips[features.VIDEO][:, 0], motion_class, limit_batch=False),
+                clips[features.VIDEO][:, 0], motion_class, clips[features.VELOCITY][:, :steps])
             seed = tf.fill(tf.shape(motion_class), tf.constant(EVAL_SEED, tf.int64))
-            generated = self._generate(appearance, motion_class, velocity, seed)
-            logits = self.classifier(generated, training=False)
+            # The classifier sees [y_a, generated frames] at the networks' own frame size.
+            y_a = self._to_model_size(_to_float_image(appearance))
+            frames = self._generate_frames(y_a, motion_class, velocity, seed)
+            logits = self.classifier(tf.concat([y_a[:, None], frames], axis=1), training=False)
             return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1),
                     "predicted_class": tf.argmax(logits, axis=-1, output_type=tf.int64)}
 

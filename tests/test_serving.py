@@ -121,6 +121,9 @@ def test_export_signatures_and_metadata(exported):
     assert set(loaded.signatures) == {"generate", "generate_with_velocity", "classify_generated",
                                       "metadata", "serving_default"}
     assert meta["class_names"] == CLASS_NAMES and meta["preset"] == "test"
+    # The API is at the clips' 64 x 64 whatever frame size the preset's networks use.
+    assert meta["frame_size"] == features.FRAME_SIZE == 64
+    assert meta["model_frame_size"] == meta["config"]["frame_size"]
     assert export.read_metadata(path) == meta
     # TF Serving's warmup file: one generate request.
     from tensorflow_serving.apis import prediction_log_pb2
