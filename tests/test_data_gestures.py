@@ -278,6 +278,9 @@ def test_video_example_gen_executor(raw, tmp_path):
     examples.uri = str(tmp_path / "examples")
     example_gen.Executor().Do({}, {"examples": [examples]}, exec_properties)
     assert sorted(json.loads(examples.split_names)) == ["eval", "train"]
+    from tfx.components.util import examples_utils
+    from tfx.proto import example_gen_pb2
+    assert examples_utils.get_payload_format(examples) == example_gen_pb2.FORMAT_TF_EXAMPLE
     train = _read_split(examples.uri, "train")
     evals = _read_split(examples.uri, "eval")
     assert len(train) + len(evals) == 18
@@ -324,3 +327,26 @@ def test_crop_replicates_edges_past_the_frame():
     np.testing.assert_allclose(mapped[0], [[-0.25, -0.25], [49.25, 49.25]])
     assert (inside[:, :, :24] == 200).all() and (inside[:, :, 26:] == 0).all()
     assert (outside[:, :, :49] == 200).all()           # the bright edge column, replicated
+
+
+def test_encoded_examples_equal_tf_train_examples():
+    """The hand-written wire format (no TF in Beam workers) is exactly tf.train.Example's."""
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 255, (32, 64, 64, 3), dtype=np.uint8)
+    points = rng.uniform(-3, 70, (32, 2 * K)).astype(np.float32)
+    for motion_class in (0, 5, 300):
+        serialized = clip_rules.to_example(video, points, motion_class, "subject03", "c#0:s2")
+        expected = tf.train.Example(features=tf.train.Features(feature={
+            "video": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video.tobytes()])),
+            "keypoints": tf.train.Feature(float_list=tf.train.FloatList(value=points.ravel())),
+            "velocity": tf.train.Feature(float_list=tf.train.FloatList(
+                value=clip_rules.velocity(points.astype(np.float64)).astype(np.float32).ravel())),
+            "motion_class": tf.train.Feature(int64_list=tf.train.Int64List(value=[motion_class])),
+            "subject": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"subject03"])),
+            "clip_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"c#0:s2"])),
+        }))
+        assert tf.train.Example.FromString(serialized) == expected
+    negative = clip_rules.encode_example({"n": np.array([-7, 2**40], np.int64)})
+    assert list(tf.train.Example.FromString(negative).features.feature["n"].int64_list.value) == \
+        [-7, 2**40]

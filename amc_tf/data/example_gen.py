@@ -4,7 +4,7 @@
                                   custom_config={"augment_copies": 2, "num_classes": 12})
     example_gen.outputs["examples"]   # splits "train" and "eval", split by subject
 
-The executor runs the same Beam transforms as `amc-tf preprocess` (`preprocess.PreprocessClips`).
+The executor runs the same Beam pipeline as `amc-tf preprocess` (`preprocess.build_pipeline`).
 Besides the standard `Split-train/` and `Split-eval/` folders, the examples artifact's uri holds
 `rejected/rejected-*.jsonl` (one JSON record per rejected clip, with its reason) and
 `summary.json` (accepted/rejected counts per split and reason).
@@ -13,10 +13,12 @@ Besides the standard `Split-train/` and `Split-eval/` folders, the examples arti
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
+from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -55,20 +57,29 @@ def _options_and_dataset(exec_properties):
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-    """Splits by subject (not by hash) and writes the rejected records next to the splits."""
+    """Runs `preprocess.build_pipeline`, the CLI's pipeline, with the artifact uri as output.
+
+    Unlike the base executor it splits by subject (not by hash), writes the rejected records next
+    to the splits, and writes the splits without TFX's extra shuffle, whose DirectRunner
+    implementation would hold every example in memory (the Trainers shuffle anyway).
+    """
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        self._examples_uri = artifact_utils.get_single_uri(
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
-        super().Do(input_dict, output_dict, exec_properties)
-        summary = preprocess.read_summary(self._examples_uri)
-        self._log_summary(summary)
-
-    @staticmethod
-    def _log_summary(summary):
-        from absl import logging
+        examples.split_names = artifact_utils.encode_split_names(list(preprocess.SPLITS))
+        dataset, options = _options_and_dataset(exec_properties)
+        with self._make_beam_pipeline() as pipeline:
+            preprocess.build_pipeline(
+                pipeline, dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                examples.uri, options)
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(examples, write_split.to_file_format_str(
+            example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+        summary = preprocess.read_summary(examples.uri)
         logging.info("VideoExampleGen: %d clips accepted (%d examples), %d rejected %s",
                      summary["accepted_clips"], summary["examples"], summary["rejected_clips"],
                      summary["rejected_by_reason"])
@@ -88,11 +99,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+        """The train/eval splits (by subject) as PCollections of serialized tf.Examples."""
         dataset, options = _options_and_dataset(exec_properties)
         outputs = pipeline | "PreprocessClips" >> preprocess.PreprocessClips(
             dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY], options)
-        outputs | "WriteRejectedAndSummary" >> preprocess.WriteRejectedAndSummary(
-            self._examples_uri)
         return {split: outputs[split] for split in preprocess.SPLITS}
 
 

@@ -150,8 +150,8 @@ class DecodeAndPreprocess(beam.DoFn):
                 flipped = bool(rng.random() < opts.flip_probability)
                 video, points = clip_rules.make_clip(self._dataset, clip, stride, flipped)
                 clip_id = f"{ref['clip']}#{copy}:s{stride}{':flip' if flipped else ''}"
-                example = clip_rules.to_example(video, points, clip.label, ref["subject"], clip_id)
-                outputs.append(example.SerializeToString())
+                outputs.append(clip_rules.to_example(video, points, clip.label, ref["subject"],
+                                                     clip_id))
         except adapters.RejectedClip as e:
             yield from self._reject(ref, e.reason, e.detail)
             return
