@@ -246,6 +246,9 @@ def _clip_body(subject_body, rng):
     body["limb"] = subject_body["limb"] * rng.uniform(0.85, 1.15)
     body["chest"] = (GESTURE_FRAME_W / 2 + rng.uniform(-25, 25),
                      GESTURE_FRAME_H / 2 - 15 + rng.uniform(-10, 10))
+    for key in ("torso_colour", "arm_colour", "leg_colour"):  # lighting/clothing shade per clip
+        shade = rng.uniform(0.8, 1.15)
+        body[key] = tuple(int(np.clip(c * shade, 0, 255)) for c in body[key])
     body["forearm_colour"] = tuple(int(np.clip(c * rng.uniform(0.75, 1.0), 0, 255))
                                    for c in body["arm_colour"])
     return body
