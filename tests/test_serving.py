@@ -138,6 +138,33 @@ def test_export_signatures_and_metadata(exported):
     assert gen_inputs == default_inputs
 
 
+def test_class_without_velocities_samples_the_whole_bank():
+    order, offsets, counts, empty = export._class_index(np.array([2, 0, 2, 0, 2]), 3)
+    np.testing.assert_array_equal(order, [1, 3, 0, 2, 4])
+    np.testing.assert_array_equal(offsets, [0, 0, 2])
+    np.testing.assert_array_equal(counts, [2, 5, 3])
+    assert empty == [1]
+
+
+@pytest.mark.parametrize("bank, names, message", [
+    ({"velocity": np.zeros([0, 7, 18], np.float32), "motion_class": np.zeros([0], np.int32)},
+     CLASS_NAMES, "velocity bank is empty"),
+    ({"velocity": np.zeros([4, 7, 10], np.float32), "motion_class": np.zeros([4], np.int32)},
+     CLASS_NAMES, "velocity bank rows"),
+    ({"velocity": np.zeros([4, 31, 18], np.float32), "motion_class": np.full([4], 3, np.int32)},
+     CLASS_NAMES, "velocity bank classes must be in"),
+    ({"velocity": np.full([4, 31, 18], np.nan, np.float32), "motion_class": np.zeros([4], np.int32)},
+     CLASS_NAMES, "non-finite"),
+    ({"velocity": np.zeros([4, 31, 18], np.float32), "motion_class": np.zeros([4], np.int32)},
+     CLASS_NAMES[:2], "2 class names for a config with 3 classes"),
+])
+def test_export_rejects_bad_inputs(bank, names, message, tmp_path):
+    from amc_tf.config import get_preset
+    config = get_preset("test", num_classes=len(CLASS_NAMES), num_keypoints=NUM_KEYPOINTS)
+    with pytest.raises(ValueError, match=message):
+        export.export_serving_model(None, None, bank, config, names, str(tmp_path / "m"))
+
+
 def test_signature_rejects_bad_class_in_graph(exported):
     # What stock TF Serving (no server-side checks of ours) answers with: INVALID_ARGUMENT.
     path, meta = exported
