@@ -4,8 +4,9 @@ Presets:
   paper-mug     exactly the paper's MUG setting (appendix A.1-A.3, Table B, §3.4): T=32, 64x64,
                 p=96, q=28 (6 classes + 2x11 keypoints)
   paper-natops  exactly the paper's NATOPS setting: T=32, 64x64, p=128, q=42 (24 classes + 2x9)
-  cpu           the same networks with narrow widths and 16 frames (every 2nd of the 32), sized so
-                the demo trains on the synthetic gestures on 2 CPU cores in about a quarter hour
+  cpu           the same networks with narrow widths, 16 frames (every 2nd of the 32) of 32x32
+                (area-downscaled), sized so the demo trains on the synthetic gestures on 2 CPU
+                cores in about a quarter hour
   test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
 `num_classes` / `num_keypoints` of the cpu and test presets come from the dataset (the synthetic
@@ -190,7 +191,7 @@ def _paper_natops():
 
 def _cpu(num_classes, num_keypoints):
     return AMCConfig(
-        name="cpu", num_frames=16, frame_size=64, num_classes=num_classes,
+        name="cpu", num_frames=16, frame_size=32, num_classes=num_classes,
         num_keypoints=num_keypoints, noise_dim=16, batch_size=8,
         g_encoder_filters=(16, 32, 48, 64, 64), g_lstm_filters=64,
         g_decoder_filters=(64, 48, 32, 16),
@@ -202,7 +203,7 @@ def _cpu(num_classes, num_keypoints):
         clf_learning_rate=1e-3,
         # Table B, NATOPS column (gestures are body motion), margins of §3.2.
         w_gan=1.0, w_rank=100.0, w_ce=0.03, w_mse=30.0, w_l1=3.0, w_dplus=30.0,
-        g_learning_rate=5e-4, d_learning_rate=2e-4, train_steps=1200, steps_per_epoch=50)
+        g_learning_rate=5e-4, d_learning_rate=2e-4, train_steps=400, steps_per_epoch=50)
 
 
 def _test(num_classes, num_keypoints):
