@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import posixpath
+import time
 import zlib
 from typing import Optional
 
@@ -160,6 +161,9 @@ class DecodeAndPreprocess(beam.DoFn):
             yield from self._reject(ref, "unexpected_error", f"{type(e).__name__}: {e}")
             return
         self._count("accepted_clips")
+        # When each clip finished (ms): min/max give the processing window, free of start-up.
+        beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "clip_done_unix_ms").update(
+            int(time.time() * 1000))
         yield beam.pvalue.TaggedOutput(_EVENTS, (ref["split"], "accepted_clips", ""))
         for serialized in outputs:
             self._count(f"examples_{ref['split']}")
