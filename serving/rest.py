@@ -123,8 +123,9 @@ def _handler(predictor, max_body_bytes):
                     states = manager.status(name, version)
                     self._send(200, {"model_version_status": [
                         {"version": str(v), "state": s,
-                         "status": {"error_code": "OK", "error_message": ""}}
-                        for v, s in states]})
+                         "status": {"error_code": serving_server._status_code_of(code).name,
+                                    "error_message": error}}
+                        for v, s, code, error in states]})
             except serving_server.ServingError as e:
                 self._send(_HTTP_STATUS.get(e.code, 500), {"error": e.message})
 

@@ -100,6 +100,16 @@ class Signature:
         self.outputs = sorted(fn.structured_outputs)
 
 
+class _FailedVersion:
+    """A version that could not be loaded: END, with the load error."""
+
+    def __init__(self, version, error_code, error):
+        self.version = version
+        self.state = "END"
+        self.error_code = error_code
+        self.error = error
+
+
 class LoadedModel:
     """One version: the loaded SavedModel, its signatures and metadata, and an in-flight count."""
 
@@ -116,6 +126,8 @@ class LoadedModel:
                            for name, fn in self._loaded.signatures.items()}
         self.in_flight = 0
         self.state = "LOADING"
+        self.error_code = 0
+        self.error = ""
 
     def warm_up(self):
         """One batch-1 call of every generating signature, so the first request is not slow."""
@@ -215,6 +227,12 @@ class ModelManager:
             self._failures[version] = (self._seen.get(version), failures + 1)
             log.warning("could not load %s version %d from %s (try %d of %d): %s",
                         self.model_name, version, path, failures + 1, _LOAD_RETRIES, e)
+            if failures + 1 >= _LOAD_RETRIES:
+                with self._lock:
+                    # Reported by GetModelStatus as END with the load error, as TF Serving does.
+                    if not isinstance(self._history.get(version), LoadedModel):
+                        code = getattr(e, "error_code", grpc.StatusCode.UNKNOWN.value[0])
+                        self._history[version] = _FailedVersion(version, int(code), str(e))
             return False
         with self._lock:
             old, self._current = self._current, model
@@ -248,7 +266,10 @@ class ModelManager:
                 self._retire(model)
 
     def status(self, name, version=None):
-        """[(version, state)] like GetModelStatus; NOT_FOUND for an unknown model or version."""
+        """[(version, state, error code, error message)] like GetModelStatus, newest first.
+
+        NOT_FOUND for an unknown model or version.
+        """
         with self._lock:
             if name != self.model_name or not self._history:
                 raise ServingError(grpc.StatusCode.NOT_FOUND,
@@ -257,8 +278,10 @@ class ModelManager:
                 if version not in self._history:
                     raise ServingError(grpc.StatusCode.NOT_FOUND,
                                        f"Could not find version {version} of model {name}")
-                return [(version, self._history[version].state)]
-            return sorted(((v, m.state) for v, m in self._history.items()), reverse=True)
+                entries = [self._history[version]]
+            else:
+                entries = sorted(self._history.values(), key=lambda m: -m.version)
+            return [(m.version, m.state, m.error_code, m.error) for m in entries]
 
     def start(self):
         self.poll()
@@ -499,10 +522,12 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         except ServingError as e:
             context.abort(e.code, e.message)
         response = get_model_status_pb2.GetModelStatusResponse()
-        for v, state in states:
+        for v, state, error_code, error in states:
             status = response.model_version_status.add()
             status.version = v
             status.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
+            status.status.error_code = error_code
+            status.status.error_message = error
         return response
 
     def HandleReloadConfigRequest(self, request, context):

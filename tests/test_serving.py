@@ -641,7 +641,7 @@ def test_hot_swap_under_concurrent_requests(exported, tmp_path):
         # Once version 2 is served, no request goes to version 1 again.
         after = versions[swapped_at[0] + 8:]
         assert after and set(after) == {2}
-        status = dict(srv.manager.status("amc_gan"))
+        status = {v: state for v, state, _, _ in srv.manager.status("amc_gan")}
         assert status == {2: "AVAILABLE", 1: "END"}
         # The old version is no longer reachable by number.
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
@@ -686,14 +686,27 @@ def test_version_being_copied_is_not_served_until_complete(exported, tmp_path):
         data = next((base / "2" / "variables").glob("variables.data-*"))
         full = data.read_bytes()
         data.write_bytes(full[:len(full) // 2])
-        time.sleep(1.0)  # ~10 polls: loads of the corrupt version fail, version 1 serves on
-        status = dict(srv.manager.status("amc_gan"))
-        assert status == {1: "AVAILABLE"}
+        # ~10 polls: every load of the corrupt version fails, then it is reported as failed.
+        deadline = time.time() + 30
+        while len(srv.manager.status("amc_gan")) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        with grpc.insecure_channel(address) as channel:
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = "amc_gan"
+            response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+                request, timeout=30)
+        failed, serving = response.model_version_status
+        assert (failed.version, failed.state) == (2, get_model_status_pb2.ModelVersionStatus.END)
+        assert failed.status.error_code != 0 and failed.status.error_message
+        assert (serving.version, serving.state, serving.status.error_code) == \
+            (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE, 0)
         out = client.predict(address, _generate_inputs(meta))
         assert out["video"].shape[0] == 1
+        # The Pusher finishes the copy: the version is loaded after all.
         data.write_bytes(full)
         server.wait_for_version(srv, 2, timeout_s=60)
-        assert dict(srv.manager.status("amc_gan")) == {2: "AVAILABLE", 1: "END"}
+        assert {v: s for v, s, _, _ in srv.manager.status("amc_gan")} == \
+            {2: "AVAILABLE", 1: "END"}
     finally:
         srv.stop(grace=1)
 
