@@ -37,7 +37,7 @@ def _tree_rss(proc):
 
 
 def run_measured(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS of its process tree in bytes, its last stdout line)."""
+    """Runs cmd; returns (wall s, peak RSS of its process tree in bytes, its last stdout line)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)

@@ -1,5 +1,5 @@
-"""Faces (MUG-style) data: synthetic takes with OpenFace CSVs, the peak rule, flip, bad input and the
-schema, through a real Beam preprocessing run."""
+"""Faces (MUG-style) data: synthetic takes with OpenFace CSVs, the peak rule, flip, bad input and
+the schema, through a real Beam preprocessing run."""
 import glob
 import os
 import shutil

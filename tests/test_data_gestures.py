@@ -3,7 +3,6 @@ the schema, the VideoExampleGen executor and the CLI."""
 import glob
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest

@@ -3,7 +3,7 @@
 gestures (NATOPS-style), one clip per video + annotation pair:
     RAW/classes.txt                  class names, one per line (line i = motion_class i)
     RAW/<subject>/<clip>.avi         video (any OpenCV-readable container/codec; .mp4 also read)
-    RAW/<subject>/<clip>.json        {"label": "<class name>", "joints": [[x0, y0, ..., x8, y8], ...]}
+    RAW/<subject>/<clip>.json        {"label": "<class name>", "joints": [[x0, y0, .., x8, y8], ..]}
                                      one row per frame, joints in `keypoints.GESTURE_JOINTS` order
 
 faces (MUG-style: the MUG database's own folder layout plus OpenFace's FeatureExtraction CSV):
@@ -248,7 +248,8 @@ def load_face_clip(ref, class_names, min_frames):
         frames.append(frame)
     k = keypoints.NUM_FACE_LANDMARKS
     points = np.stack([table[:, :k], table[:, k:2 * k]], axis=-1)
-    return RawClip(np.stack(frames), points, class_names.index(ref["emotion"]), aus=table[:, 2 * k:])
+    return RawClip(np.stack(frames), points, class_names.index(ref["emotion"]),
+                   aus=table[:, 2 * k:])
 
 
 def load_clip(dataset, ref, class_names, min_frames):

@@ -77,7 +77,8 @@ def register(subparsers):
     p.add_argument("--workers", type=int, default=1,
                    help="DirectRunner workers (>1: multi-processing)")
     p.add_argument("--beam-arg", action="append", metavar="ARG",
-                   help="extra Beam pipeline arg, repeatable (e.g. --beam-arg=--runner=DataflowRunner)")
+                   help="extra Beam pipeline arg, repeatable "
+                        "(e.g. --beam-arg=--runner=DataflowRunner)")
     p.set_defaults(func=_preprocess)
 
     p = subparsers.add_parser(

@@ -1,4 +1,4 @@
-"""The B.1 preprocessing rules on one decoded clip: frame sampling, crop, flip, velocity, tf.Example.
+"""The B.1 preprocessing rules on one decoded clip: sampling, crop, flip, velocity, tf.Example.
 
 Keypoints are (x, y) in pixel-index coordinates (the centre of pixel (i, j) is (i, j)), first of the
 raw frame, then of the 64x64 crop.

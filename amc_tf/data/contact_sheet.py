@@ -1,4 +1,4 @@
-"""Contact sheets of preprocessed clips: one row per clip, every `step`-th frame, keypoints drawn."""
+"""Contact sheets of preprocessed clips: a row per clip, every `step`-th frame, keypoints drawn."""
 
 import glob
 import os
@@ -17,7 +17,7 @@ def _keypoint_colours(k):
 
 
 def render_sheet(videos, points, labels, step=4, zoom=2):
-    """An RGB image: row i shows videos[i] (T, H, W, 3) every `step` frames with points[i] (T, K, 2).
+    """An RGB image: row i shows videos[i] (T, H, W, 3) every `step` frames, points[i] (T, K, 2).
 
     labels: one text per row, drawn in a left margin.
     """
@@ -30,7 +30,9 @@ def render_sheet(videos, points, labels, step=4, zoom=2):
             cell = cv2.resize(np.ascontiguousarray(video[t]), None, fx=zoom, fy=zoom,
                               interpolation=cv2.INTER_NEAREST)
             for (x, y), colour in zip(pts[t], colours):
-                centre = (int(round((x + 0.5) * zoom * 16 - 8)), int(round((y + 0.5) * zoom * 16 - 8)))
+                # Pixel-index keypoints -> the zoomed cell, in 4-bit fixed point.
+                centre = (int(round(((x + 0.5) * zoom - 0.5) * 16)),
+                          int(round(((y + 0.5) * zoom - 0.5) * 16)))
                 cv2.circle(cell, centre, 2 * 16, colour, -1, cv2.LINE_AA, 4)
             cv2.putText(cell, str(t), (2, 10), cv2.FONT_HERSHEY_PLAIN, 0.7, (255, 255, 255), 1,
                         cv2.LINE_AA)

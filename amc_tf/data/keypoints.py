@@ -36,8 +36,11 @@ def _mirror_68(i):
 MIRROR_68 = tuple(_mirror_68(i) for i in range(NUM_FACE_LANDMARKS))
 
 # Flip permutations: after mirroring x, keypoint j takes the coordinates of FLIP[j] (swap L/R).
-GESTURE_FLIP = tuple(GESTURE_JOINTS.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_"))
-                     for n in GESTURE_JOINTS)
+def _other_side(name):
+    return name.replace("l_", "#").replace("r_", "l_").replace("#", "r_")
+
+
+GESTURE_FLIP = tuple(GESTURE_JOINTS.index(_other_side(n)) for n in GESTURE_JOINTS)
 FACE_FLIP = tuple(FACE_LANDMARK_IDS.index(MIRROR_68[i]) for i in FACE_LANDMARK_IDS)
 FLIP = {"gestures": GESTURE_FLIP, "faces": FACE_FLIP}
 

@@ -25,7 +25,8 @@ SPLITS = ("train", "eval")
 METRICS_NAMESPACE = "amc_tf.data"
 REJECTED_DIR = "rejected"
 SUMMARY_FILE = "summary.json"
-TFRECORD_PREFIX = "data_tfrecord"  # TFX's own ExampleGen file names: Split-<name>/data_tfrecord-*.gz
+# TFX's own ExampleGen file names: Split-<name>/data_tfrecord-*.gz
+TFRECORD_PREFIX = "data_tfrecord"
 
 _REJECTED, _EVENTS = "rejected", "events"
 
@@ -102,7 +103,8 @@ def dataset_class_names(dataset, raw_dir, num_classes=None):
 def plan_clips(dataset, raw_dir, options):
     """Lists the raw clips (paths only) and tags each with its split; fails on an empty dir."""
     if dataset not in features.NUM_KEYPOINTS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(features.NUM_KEYPOINTS)}")
+        raise ValueError(f"unknown dataset {dataset!r}; "
+                         f"choose from {sorted(features.NUM_KEYPOINTS)}")
     refs = adapters.list_clips(dataset, raw_dir)
     if not refs:
         layout = "<subject>/<clip>.avi + .json" if dataset == "gestures" else \
@@ -184,14 +186,16 @@ def _by_split(element, num_partitions):
 
 def summarize(counted, dataset, class_names):
     """The summary dict from [((split, kind, reason), count), ...]."""
-    summary = {"dataset": dataset, "class_names": list(class_names), "accepted_clips": 0, "rejected_clips": 0, "examples": 0,
+    summary = {"dataset": dataset, "class_names": list(class_names), "accepted_clips": 0,
+               "rejected_clips": 0, "examples": 0,
                "rejected_by_reason": {},
                "splits": {s: {"accepted_clips": 0, "examples": 0, "rejected": {}} for s in SPLITS}}
     for (split, kind, reason), count in counted:
         per_split = summary["splits"][split]
         if kind == "rejected":
             per_split["rejected"][reason] = per_split["rejected"].get(reason, 0) + count
-            summary["rejected_by_reason"][reason] = summary["rejected_by_reason"].get(reason, 0) + count
+            by_reason = summary["rejected_by_reason"]
+            by_reason[reason] = by_reason.get(reason, 0) + count
             summary["rejected_clips"] += count
         else:
             per_split[kind] += count

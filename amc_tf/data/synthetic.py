@@ -123,7 +123,7 @@ def _gesture_angles(name, u, ramp):
 
 
 def gesture_joints(name, num_frames, rng, body):
-    """Per-frame 9-joint positions (T, 9, 2) of one performance, with jitter in speed/amplitude/timing.
+    """Per-frame 9-joint positions (T, 9, 2) of one performance, jittered in speed, amplitude, timing.
 
     The clip starts in the neutral pose; the gesture follows after a short random lead-in.
     """

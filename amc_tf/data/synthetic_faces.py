@@ -120,7 +120,7 @@ def _subject_face(rng):
         hair=_random_colour(rng, (0.05, 0.6), (0.2, 0.8)),
         hair_long=bool(rng.random() < 0.5), hair_top=rng.uniform(1.05, 1.25),
         iris=_random_colour(rng, (0.2, 0.6), (0.3, 0.8)),
-        lips=tuple(int(c) for c in np.clip(np.array([110, 110, 190]) * rng.uniform(0.7, 1.0), 0, 255)),
+        lips=tuple(int(c * rng.uniform(0.7, 1.0)) for c in (110, 110, 190)),
     )
 
 
