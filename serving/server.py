@@ -350,7 +350,8 @@ class Predictor:
             for alias in output_filter:
                 if alias not in sig.outputs:
                     raise _invalid(f"output tensor alias not found in signature: {alias}. "
-                                   f"Outputs expected to be in the set {{{','.join(sig.outputs)}}}.")
+                                   f"Outputs expected to be in the set "
+                                   f"{{{','.join(sig.outputs)}}}.")
             try:
                 outputs = sig.fn(**{k: tf.constant(v) for k, v in arrays.items()})
             except tf.errors.OpError as e:
