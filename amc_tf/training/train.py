@@ -161,6 +161,8 @@ def train_gan(config, train_pattern, eval_pattern, out_dir, steps=None, strategy
         gan.build_all()
     checkpoint = TrainingCheckpoint(out_dir, gan)
     start = checkpoint.restore() if resume else 0
+    if start:
+        print(f"[train_gan] resumed from step {start} ({checkpoint.path})", flush=True)
     _write_config(out_dir, config)
 
     per_epoch = max(1, min(config.steps_per_epoch, steps))
