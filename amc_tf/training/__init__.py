@@ -12,4 +12,7 @@ def __getattr__(name):
     if name in ("train_classifier", "train_gan", "build_velocity_bank", "TrainingCheckpoint"):
         from amc_tf.training import train
         return getattr(train, name)
+    if name == "generated_video_accuracy":
+        from amc_tf.training.evaluate import generated_video_accuracy
+        return generated_video_accuracy
     raise AttributeError(name)

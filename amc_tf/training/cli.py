@@ -53,7 +53,20 @@ def run(args):
                                             os.path.join(args.out, "classifier"),
                                             args.classifier_steps)
         print(f"[train] classifier real-clip eval accuracy {metrics['accuracy']:.4f}")
-    train.train_gan(config, train_pattern, eval_pattern, os.path.join(args.out, "gan"),
-                    steps=args.steps, resume=not args.no_resume)
+    gan = train.train_gan(config, train_pattern, eval_pattern, os.path.join(args.out, "gan"),
+                          steps=args.steps, resume=not args.no_resume)
     print(f"[train] generator saved to {os.path.join(args.out, 'gan', 'generator.keras')}")
+    classifier_dir = os.path.join(args.out, "classifier")
+    if os.path.exists(os.path.join(classifier_dir, "classifier.keras")):
+        import json
+
+        from amc_tf.models import load_classifier
+        from amc_tf.training.evaluate import generated_video_accuracy
+        bank = train.build_velocity_bank(train_pattern, config)
+        result = generated_video_accuracy(gan.generator, load_classifier(classifier_dir),
+                                          eval_pattern, config, bank)
+        with open(os.path.join(args.out, "evaluation.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"[train] eval accuracy: real clips {result['real_accuracy']:.4f}, generated "
+              f"videos {result['generated_accuracy']:.4f} (ratio {result['ratio']})")
     return 0
