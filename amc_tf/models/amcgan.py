@@ -9,8 +9,8 @@ from amc_tf.models.common import as_config
 from amc_tf.models.discriminators import AppearanceDiscriminator, MotionDiscriminator
 from amc_tf.models.generator import Generator
 
-LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "l1", "d_plus",
-              "rank", "d_real_acc", "d_fake_acc")
+LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
+              "d_plus", "rank", "d_real_acc", "d_fake_acc")
 
 
 def mismatch_indices(keys, mode="random"):
@@ -164,7 +164,8 @@ class AMCGAN(keras.Model):
         video, appearance = y["video"], y["appearance"]
         with_first = lambda first, frames: tf.concat([first[:, None], frames], axis=1)
         zeros = tf.zeros_like(video[:, 0, 0, 0, 0])
-        out = {name: zeros for name in ("d_adv", "d_aux_ce", "d_aux_mse", "g_adv", "d_plus",
+        out = {name: zeros for name in ("d_adv", "d_aux_ce", "d_aux_mse", "g_aux", "g_adv",
+                                        "d_plus",
                                         "rank", "d_mismatched", "d_real_acc", "d_fake_acc")}
         fake = fakes["fake"]
         out["l1"] = losses.reconstruction_l1(video[:, 1:], fake)
@@ -235,6 +236,13 @@ class AMCGAN(keras.Model):
             aux_ce = ce(real["class_logits"], y["motion_class"]) + ce(l_f[0], y["motion_class"])
             aux_mse = losses.velocity_mse(y["velocity"], real["velocity"]) + \
                 losses.velocity_mse(y["velocity"], v_f[0])
+            g_aux = c.w_ce * ce(l_f[0], y["motion_class"]) + \
+                c.w_mse * losses.velocity_mse(y["velocity"], v_f[0])
+            if c.use_mismatch:
+                g_aux += c.w_ce * ce(l_f[1], y["motion_class_mm"]) + \
+                    c.w_mse * losses.velocity_mse(y["velocity_mm"], v_f[1])
+            if c.use_motion:
+                out["g_aux"] += g_aux
             if c.use_mismatch:
                 # (x|y, y'_m): the real video with another class -> fake, no G gradient.
                 s_m = dm.score(real_codes[-1], y["motion_class_mm"], training=training)["logits"]
@@ -272,6 +280,8 @@ class AMCGAN(keras.Model):
         d_total = c.w_gan * terms["d_adv"] + c.w_ce * terms["d_aux_ce"] + \
             c.w_mse * terms["d_aux_mse"]
         g_total = c.w_gan * terms["g_adv"]
+        if c.g_aux_weight:                                   # not in the paper, see config
+            g_total += c.g_aux_weight * terms["g_aux"]
         if c.use_gaux:                                       # L_Gaux, Eq. (8)
             g_total += c.w_l1 * terms["l1"] + c.w_dplus * terms["d_plus"]
         if c.use_rank:                                       # L_rank, Eq. (6)
