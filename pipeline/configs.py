@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from typing import Optional
 
 PIPELINE_NAME = "amc_gan"
 # Vertex AI pipeline names must match [a-z0-9][a-z0-9-]{0,127}: no underscores there.
@@ -28,25 +29,33 @@ EVAL_LABEL_KEY = "motion_class"
 class RunSettings:
     """How much a pipeline run of one model preset trains and what it must reach to be pushed."""
     classifier_train_steps: int
-    gan_train_steps: int
     eval_accuracy_threshold: float
     # A candidate may be at most this much less accurate than the baseline (absolute).
     eval_change_tolerance: float = 0.0
     augment_copies: int = 1
+    # None: the preset's own `train_steps` (amc_tf.config), the single source of the GAN's length.
+    gan_train_steps: Optional[int] = None
 
 
 RUN_SETTINGS = {
     "test": RunSettings(classifier_train_steps=4, gan_train_steps=3,
                         eval_accuracy_threshold=0.0, eval_change_tolerance=1.0),
-    "cpu": RunSettings(classifier_train_steps=400, gan_train_steps=1500,
-                       eval_accuracy_threshold=0.3, eval_change_tolerance=0.05, augment_copies=2),
-    "paper-natops": RunSettings(classifier_train_steps=20000, gan_train_steps=100000,
-                                eval_accuracy_threshold=0.5, eval_change_tolerance=0.02,
-                                augment_copies=4),
-    "paper-mug": RunSettings(classifier_train_steps=10000, gan_train_steps=50000,
-                             eval_accuracy_threshold=0.5, eval_change_tolerance=0.02,
-                             augment_copies=4),
+    "cpu": RunSettings(classifier_train_steps=400, eval_accuracy_threshold=0.3,
+                       eval_change_tolerance=0.05, augment_copies=2),
+    "paper-natops": RunSettings(classifier_train_steps=20000, eval_accuracy_threshold=0.5,
+                                eval_change_tolerance=0.02, augment_copies=4),
+    "paper-mug": RunSettings(classifier_train_steps=10000, eval_accuracy_threshold=0.5,
+                             eval_change_tolerance=0.02, augment_copies=4),
 }
+
+
+def gan_train_steps(preset):
+    """GAN training steps of a pipeline run: the run setting, else the preset's own."""
+    steps = RUN_SETTINGS[preset].gan_train_steps
+    if steps is None:
+        from amc_tf.config import get_preset
+        steps = get_preset(preset).train_steps
+    return steps
 
 
 def schema_path(dataset):

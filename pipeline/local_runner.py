@@ -73,7 +73,7 @@ def local_pipeline(home: str, preset: str = "cpu", raw_data_path: Optional[str] 
         classifier_run_fn=configs.CLASSIFIER_RUN_FN,
         gan_run_fn=configs.GAN_RUN_FN,
         classifier_train_steps=classifier_train_steps or run.classifier_train_steps,
-        gan_train_steps=gan_train_steps or run.gan_train_steps,
+        gan_train_steps=gan_train_steps or configs.gan_train_steps(preset),
         eval_accuracy_threshold=(run.eval_accuracy_threshold if eval_accuracy_threshold is None
                                  else eval_accuracy_threshold),
         eval_change_tolerance=run.eval_change_tolerance,

@@ -86,7 +86,7 @@ def build_pipeline(settings: VertexSettings):
         classifier_run_fn=configs.CLASSIFIER_RUN_FN,
         gan_run_fn=configs.GAN_RUN_FN,
         classifier_train_steps=run.classifier_train_steps,
-        gan_train_steps=run.gan_train_steps,
+        gan_train_steps=configs.gan_train_steps(settings.preset),
         eval_accuracy_threshold=run.eval_accuracy_threshold,
         eval_change_tolerance=run.eval_change_tolerance,
         serving_model_dir=settings.serving_model_dir,
