@@ -55,16 +55,23 @@ SCRIPT = textwrap.dedent("""
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
     _, two_after, _ = run(mirrored, init=one_before)
-    # Per variable: the 2-replica update equals the 1-replica update up to float32 summation
-    # order (relative 1e-3; a wrong loss scale or unsynchronised BN is off by O(1)).
+    # The 2-replica update equals the 1-replica update up to float32 summation order; losses
+    # averaged per replica instead of over the global batch would double it. Reduction-order
+    # noise is not
+    # small here: oneDNN's threading makes the 2-replica run vary from run to run, and the
+    # tiny-batch BN backward and the convLSTM recurrence amplify it (measured over repeated
+    # runs: overall 3e-5 to 1.3e-3, single variables up to 5.4e-3). Hence overall (norm of the
+    # difference of all updates over the norm of the update) < 1e-2, per variable < 5e-2.
+    update = np.concatenate([(a - z).ravel() for a, z in zip(one_after, one_before)])
+    gap = np.concatenate([(a - b).ravel() for a, b in zip(one_after, two_after)])
+    overall = float(np.linalg.norm(gap) / np.linalg.norm(update))
     worst = 0.0
     for a, b, z in zip(one_after, two_after, one_before):
         move = float(np.abs(a - z).max())
         if a.size > 1 and move > 1e-2:
             worst = max(worst, float(np.abs(a - b).max()) / move)
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(one_after, two_after))
-    print("WORST", worst, "DIFF", diff)
-    assert worst < 1e-3 and diff < 1e-3, (worst, diff)
+    print("OVERALL", overall, "WORST", worst)
+    assert overall < 1e-2 and worst < 5e-2, (overall, worst)
     print("OK")
 """)
 
