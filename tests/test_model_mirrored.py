@@ -57,9 +57,8 @@ SCRIPT = textwrap.dedent("""
     _, two_after, _ = run(mirrored, init=one_before)
     # The 2-replica update equals the 1-replica update up to float32 summation order; losses
     # averaged per replica instead of over the global batch would double it. Reduction-order
-    # noise is not
-    # small here: oneDNN's threading makes the 2-replica run vary from run to run, and the
-    # tiny-batch BN backward and the convLSTM recurrence amplify it (measured over repeated
+    # noise is not small here: oneDNN's threading makes the 2-replica run vary from run to run,
+    # and the tiny-batch BN backward and the convLSTM recurrence amplify it (measured over repeated
     # runs: overall 3e-5 to 1.3e-3, single variables up to 5.4e-3). Hence overall (norm of the
     # difference of all updates over the norm of the update) < 1e-2, per variable < 5e-2.
     update = np.concatenate([(a - z).ravel() for a, z in zip(one_after, one_before)])
