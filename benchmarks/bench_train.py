@@ -19,6 +19,7 @@ import tensorflow as tf
 from amc_tf.config import get_preset
 from amc_tf.models import Generator
 from amc_tf.models.amcgan import AMCGAN
+from amc_tf.training.testing import random_model_batch
 
 
 def graph_flops(concrete_fn):
@@ -52,25 +53,13 @@ def measured_peak(repeats=5):
     return max(mm_gflops, conv_gflops), mm_gflops, conv_gflops
 
 
-def random_batch(c, batch_size):
-    rng = np.random.default_rng(0)
-    return {
-        "video": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames, c.frame_size,
-                                                 c.frame_size, 3)).astype(np.float32)),
-        "velocity": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames - 1,
-                                                    c.velocity_dim)).astype(np.float32)),
-        "motion_class": tf.constant(np.arange(batch_size) % c.num_classes, tf.int32),
-        "subject_id": tf.constant(np.arange(batch_size), tf.int64),
-    }
-
-
 def bench_preset(name, batch_size, steps, peak, jit=False):
     c = get_preset(name)
     c = c.replace(batch_size=batch_size or c.batch_size, jit_compile=jit)
     gan = AMCGAN(c)
     gan.compile()
     gan.build_all()
-    batch = random_batch(c, c.batch_size)
+    batch = random_model_batch(c, c.batch_size)
     step = tf.function(gan.train_step, jit_compile=jit)
     flops = graph_flops(step.get_concrete_function(batch))
     t_step = timed(lambda: step(batch)["g_loss"].numpy(), steps)

@@ -13,20 +13,7 @@ from amc_tf.config import ABLATIONS, AMCConfig, apply_ablation, get_preset
 from amc_tf.models import (AppearanceDiscriminator, ConvLSTMCell, Generator, MotionClassifier,
                            MotionDiscriminator, classifier_input, load_generator, save_model)
 from amc_tf.models.amcgan import AMCGAN
-
-
-def random_batch(config, batch_size, seed=0):
-    rng = np.random.default_rng(seed)
-    c = config
-    return {
-        "video": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames, c.frame_size,
-                                                 c.frame_size, 3)).astype(np.float32)),
-        "velocity": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames - 1,
-                                                    c.velocity_dim)).astype(np.float32)),
-        "motion_class": tf.constant(np.arange(batch_size) % c.num_classes, tf.int32),
-        "subject_id": tf.constant(np.arange(batch_size), tf.int64),
-        "noise": tf.constant(rng.standard_normal((batch_size, c.noise_dim)).astype(np.float32)),
-    }
+from amc_tf.training.testing import random_model_batch
 
 
 def generator_inputs(batch):
@@ -71,7 +58,7 @@ def test_convlstm_cell_one_step():
 @pytest.mark.parametrize("preset", ["paper-mug", "paper-natops"])
 def test_paper_tensor_sizes(preset):
     c = get_preset(preset)
-    batch = random_batch(c, 1)
+    batch = random_model_batch(c, 1)
     g = Generator(c)
     out = g(generator_inputs(batch))
     assert out.shape == (1, 31, 64, 64, 3)
@@ -107,7 +94,7 @@ def test_paper_natops_full_train_step_on_cpu():
     gan = AMCGAN(c)
     gan.compile()
     gan.build_all()
-    batch = random_batch(c, 2)
+    batch = random_model_batch(c, 2)
     before = [v.numpy().copy() for v in gan.generator.trainable_variables[:3]]
     logs = gan.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, epochs=1,
                    verbose=0).history
@@ -164,7 +151,7 @@ def _terms_and_tape(config, seed=0):
     gan = AMCGAN(config)
     gan.compile()
     gan.build_all()
-    y = gan.conditions(random_batch(config, 4, seed))
+    y = gan.conditions(random_model_batch(config, 4, seed))
     with tf.GradientTape(persistent=True) as tape:
         fakes = gan.generate_cases(y)
         terms = gan.compute_losses(y, fakes)
@@ -217,7 +204,7 @@ def test_mismatched_conditions_differ():
 # ---------------------------------------------------------------------- ablations (Table 4)
 def test_each_ablation_switch_changes_what_it_should():
     base = get_preset("test").replace(mismatch_mode="pairs")
-    batch = random_batch(base, 4)
+    batch = random_model_batch(base, 4)
     other = dict(batch, video=tf.reverse(batch["video"], axis=[0]),
                  motion_class=(batch["motion_class"] + 1) % base.num_classes,
                  velocity=-batch["velocity"])
@@ -304,7 +291,7 @@ def test_generator_traces_with_fixed_signature_and_round_trips(tmp_path):
         "noise": tf.TensorSpec((None, c.noise_dim), tf.float32),
     }
     fn = tf.function(lambda x: g(x, training=False), input_signature=[spec])
-    batch = random_batch(c, 3)
+    batch = random_model_batch(c, 3)
     out = fn(generator_inputs(batch))
     assert out.shape == (3, c.num_frames - 1, c.frame_size, c.frame_size, 3)
     assert out.dtype == tf.float32
@@ -321,7 +308,7 @@ def test_test_preset_train_step_well_under_a_second():
     gan.compile()
     gan.build_all()
     step = tf.function(gan.train_step)
-    batch = random_batch(c, c.batch_size)
+    batch = random_model_batch(c, c.batch_size)
     step(batch)
     start = time.perf_counter()
     for _ in range(3):

@@ -74,3 +74,20 @@ def write_clips(directory, num_clips, num_classes, num_keypoints, seed=0, split=
             }))
             writer.write(ex.SerializeToString())
     return os.path.join(out_dir, "*.gz")
+
+
+def random_model_batch(config, batch_size, seed=0):
+    """A batch as AMCGAN.train_step takes it (prepared, float in [-1, 1]), of uniform noise
+    videos and velocities: for shape tests, gradient checks and benchmarks."""
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+    c = config
+    return {
+        "video": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames, c.frame_size,
+                                                 c.frame_size, 3)).astype(np.float32)),
+        "velocity": tf.constant(rng.uniform(-1, 1, (batch_size, c.num_frames - 1,
+                                                    c.velocity_dim)).astype(np.float32)),
+        "motion_class": tf.constant(np.arange(batch_size) % c.num_classes, tf.int32),
+        "subject_id": tf.constant(np.arange(batch_size), tf.int64),
+        "noise": tf.constant(rng.standard_normal((batch_size, c.noise_dim)).astype(np.float32)),
+    }
