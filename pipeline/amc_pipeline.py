@@ -14,15 +14,19 @@ def build_eval_config(accuracy_threshold: float, change_tolerance: float):
     """
     from tensorflow_model_analysis.proto import config_pb2 as tfma
 
+    # The gate is on the overall slice only: per-class slices are reported, not gated (a plain
+    # `threshold` would apply to every slice, so one unlearned class would block the push).
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
-        threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(
-                lower_bound={"value": accuracy_threshold}),
-            # Blessed only if not worse than the last blessed model by more than the tolerance.
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                absolute={"value": -change_tolerance})))
+        per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+            slicing_specs=[tfma.SlicingSpec()],
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(
+                    lower_bound={"value": accuracy_threshold}),
+                # Blessed only if not worse than the last blessed model by more than this.
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -change_tolerance})))])
     custom = "amc_tf.metrics.tfma_metrics"
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=configs.EVAL_SIGNATURE,

@@ -44,6 +44,13 @@ def test_create_pipeline_dag(tiny_raw, tmp_path):
     metric_names = [m["class_name"] for m in eval_config["metrics_specs"][0]["metrics"]]
     assert {"SparseCategoricalAccuracy", "InceptionScore", "InterEntropy",
             "IntraEntropy"} <= set(metric_names)
+    # The blessing gate is the overall accuracy; per-class slices are reported, not gated.
+    accuracy = [m for m in eval_config["metrics_specs"][0]["metrics"]
+                if m["class_name"] == "SparseCategoricalAccuracy"][0]
+    assert "threshold" not in accuracy
+    [gate] = accuracy["per_slice_thresholds"]
+    assert gate["slicing_specs"] == [{}]
+    assert gate["threshold"]["value_threshold"]["lower_bound"] == 0.0
     assert pipeline.metadata_connection_config.sqlite.filename_uri.startswith(str(tmp_path))
 
 
