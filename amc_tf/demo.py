@@ -51,7 +51,7 @@ def run(args):
     versions = sorted(os.listdir(layout["serving_model_dir"])) \
         if os.path.isdir(layout["serving_model_dir"]) else []
     if versions:
-        report["outputs"] = _serve_and_generate(layout, home, args)
+        report["outputs"] = _serve_and_generate(layout, summary["examples_uri"], home, args)
         t0 = _stage("serve + gRPC generation", t0)
     else:
         print("[demo] no model was pushed (not blessed): nothing to serve", flush=True)
@@ -64,7 +64,7 @@ def run(args):
     return 0
 
 
-def _serve_and_generate(layout, home, args):
+def _serve_and_generate(layout, examples_uri, home, args):
     """Starts the gRPC server on the pushed model and asks it for one video per class."""
     import numpy as np
 
@@ -76,7 +76,7 @@ def _serve_and_generate(layout, home, args):
                                 model_name="amc_gan", port=0)
     try:
         address = f"127.0.0.1:{model_server.port}"
-        appearance = _eval_appearance(layout)
+        appearance = _eval_appearance(examples_uri)
         metadata = client.get_metadata(address, model_name="amc_gan")
         class_names = metadata["class_names"]
         videos = []
@@ -96,17 +96,15 @@ def _serve_and_generate(layout, home, args):
         model_server.stop(grace=5)
 
 
-def _eval_appearance(layout):
-    """The first frame of one eval clip: an appearance the models never trained on."""
+def _eval_appearance(examples_uri):
+    """The first frame of one eval clip (the run's ExampleGen output): an appearance the models
+    never trained on."""
     import glob
 
     import tensorflow as tf
 
     from amc_tf.data import features
-    from pipeline import configs, results
-    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
-    uri = nodes["VideoExampleGen"]["outputs"]["examples"][0]["uri"]
-    files = sorted(glob.glob(os.path.join(uri, "Split-eval", "*")))
+    files = sorted(glob.glob(os.path.join(examples_uri, "Split-eval", "*")))
     record = next(iter(tf.data.TFRecordDataset(files[:1], compression_type="GZIP")))
     parsed = features.parse_examples(tf.reshape(record, [1]), features.NUM_KEYPOINTS["gestures"])
     return parsed[features.VIDEO][0, 0].numpy()

@@ -5,12 +5,19 @@ forward, backward and both networks' updates), achieved GFLOP/s and its ratio to
 peak measured in the same run, peak memory (process max RSS), and the generator's forward
 latency for one video against its FLOP bound (FLOPs / peak).
 
-    .venv/bin/python benchmarks/bench_train.py --presets cpu paper-natops --steps 3
+With --profile, the one-video generator forward is also traced with TF's profiler and the
+kernel time per op type (and per convolution, with its FLOPs and GFLOP/s) is printed: what
+bounds the latency.
+
+    .venv/bin/python benchmarks/bench_train.py --presets cpu paper-natops --steps 3 [--profile]
 """
 
 import argparse
+import collections
+import glob
 import json
 import resource
+import tempfile
 import time
 
 import numpy as np
@@ -22,13 +29,95 @@ from amc_tf.models.amcgan import AMCGAN
 from amc_tf.training.testing import random_model_batch
 
 
-def graph_flops(concrete_fn):
-    """Float operations of a traced function (Conv/MatMul/BiasAdd/... and their gradients)."""
+def _flops_profile(graph):
+    """TF's graph profiler (float operations) over a traced graph."""
     from tensorflow.python.profiler import model_analyzer, option_builder
     opts = option_builder.ProfileOptionBuilder(
         option_builder.ProfileOptionBuilder.float_operation()).with_empty_output().build()
-    prof = model_analyzer.profile(concrete_fn.graph, options=opts)
-    return float(prof.total_float_ops)
+    return model_analyzer.profile(graph, options=opts)
+
+
+def graph_flops(concrete_fn):
+    """Float operations of a traced function (Conv/MatMul/BiasAdd/... and their gradients)."""
+    return float(_flops_profile(concrete_fn.graph).total_float_ops)
+
+
+def _node_flops(graph):
+    """{node name: FLOPs} from TF's graph profiler."""
+    flops = {}
+
+    def walk(node):
+        for child in node.children:
+            flops[child.name] = child.float_ops
+            walk(child)
+    walk(_flops_profile(graph))
+    return flops
+
+
+def _fused_flops(graph, flops, name):
+    """FLOPs of a runtime node. Grappler fuses Conv2D + BiasAdd + activation into one node named
+    after the last op, so walk back through the fused ops to the convolution."""
+    ops_by_name = {op.name: op for op in graph.get_operations()}
+    total, stack, seen = 0, [name], set()
+    while stack:
+        node = stack.pop()
+        if node in seen or node not in ops_by_name:
+            continue
+        seen.add(node)
+        op = ops_by_name[node]
+        total += flops.get(node, 0)
+        if op.type in ("BiasAdd", "LeakyRelu", "Relu", "Add", "AddV2"):
+            stack += [t.op.name for t in op.inputs]
+    return total
+
+
+def profile_forward(fn, inputs, repeats=20, top=10):
+    """Kernel time of `fn(inputs)` per op type and per heaviest node, from a TF profiler trace.
+
+    Returns dict(wall_ms, kernel_ms, kernels_per_call, by_type=[...], top_nodes=[...]); kernel
+    times are summed over the intra-op threads (so they can exceed the wall time).
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    concrete = fn.get_concrete_function(inputs)
+    flops = _node_flops(concrete.graph)
+    for _ in range(3):
+        fn(inputs).numpy()
+    logdir = tempfile.mkdtemp(prefix="amc_profile_")
+    tf.profiler.experimental.start(logdir)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn(inputs).numpy()
+    wall = (time.perf_counter() - start) / repeats
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    times, counts = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" in name and "::" not in name:  # "node:OpType" kernels, not executor
+                    times[name] += event.duration_ps / 1e9 / repeats
+                    counts[name] += 1
+    by_type, type_flops = collections.Counter(), collections.Counter()
+    node_flops = {}
+    for name, ms in times.items():
+        node, op_type = name.rsplit(":", 1)
+        by_type[op_type] += ms
+        node_flops[name] = _fused_flops(concrete.graph, flops, node) if "Conv" in op_type \
+            else flops.get(node, 0)
+        type_flops[op_type] += node_flops[name]
+    row = lambda key, ms, fl: {"op": key, "kernel_ms": round(ms, 3), "mflop": round(fl / 1e6, 1),
+                               "gflops": round(fl / 1e6 / ms, 1) if ms else None}
+    return {
+        "wall_ms": round(1e3 * wall, 2), "kernel_ms": round(sum(times.values()), 2),
+        "kernels_per_call": round(sum(counts.values()) / repeats),
+        "by_type": [row(k, ms, type_flops[k]) for k, ms in by_type.most_common(top)],
+        "top_nodes": [row(k, ms, node_flops[k]) for k, ms in times.most_common(top)],
+    }
 
 
 def timed(fn, repeats):
@@ -53,7 +142,7 @@ def measured_peak(repeats=5):
     return max(mm_gflops, conv_gflops), mm_gflops, conv_gflops
 
 
-def bench_preset(name, batch_size, steps, peak, jit=False):
+def bench_preset(name, batch_size, steps, peak, jit=False, profile=False):
     c = get_preset(name)
     c = c.replace(batch_size=batch_size or c.batch_size, jit_compile=jit)
     gan = AMCGAN(c)
@@ -73,6 +162,11 @@ def bench_preset(name, batch_size, steps, peak, jit=False):
     t_gen = timed(lambda: forward(one).numpy(), max(3, steps))
     achieved = flops / t_step / 1e9
     bound = g_flops / (peak * 1e9)
+    forward_xla = tf.function(lambda x: g(x, training=False), jit_compile=True)
+    t_gen_xla = timed(lambda: forward_xla(one).numpy(), max(3, steps))
+    batch8 = {k: tf.repeat(v, 8, axis=0) for k, v in one.items()}
+    t_gen8 = timed(lambda: forward(batch8).numpy(), max(3, steps))
+    extra = {"generator_profile": profile_forward(forward, one)} if profile else {}
     return {
         "preset": name, "batch_size": c.batch_size, "frames": c.num_frames,
         "frame_size": c.frame_size, "step_s": round(t_step, 3),
@@ -83,7 +177,10 @@ def bench_preset(name, batch_size, steps, peak, jit=False):
         "generator_gflop": round(g_flops / 1e9, 2),
         "generator_flop_bound_ms": round(1e3 * bound, 1),
         "latency_over_bound": round(t_gen / bound, 2),
+        "generator_xla_latency_ms": round(1e3 * t_gen_xla, 1),
+        "generator_ms_per_video_at_batch_8": round(1e3 * t_gen8 / 8, 1),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
+        **extra,
     }
 
 
@@ -94,16 +191,27 @@ def main():
                         help="per preset (default: cpu preset's own, 2 for paper presets)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where the one-video generator forward spends its time")
     args = parser.parse_args()
     peak, mm, conv = measured_peak()
     print(f"measured peak: matmul {mm:.0f} GFLOP/s, conv {conv:.0f} GFLOP/s -> {peak:.0f}")
     rows = []
     for i, name in enumerate(args.presets):
         bs = args.batch_size[i] if args.batch_size else (2 if name.startswith("paper") else None)
-        row = bench_preset(name, bs, args.steps, peak, jit=args.jit)
+        row = bench_preset(name, bs, args.steps, peak, jit=args.jit, profile=args.profile)
         row["peak_gflops"] = round(peak, 1)
         rows.append(row)
+        profile = row.pop("generator_profile", None)
         print(json.dumps(row), flush=True)
+        if profile:
+            print(f"{name} generator forward, 1 video: wall {profile['wall_ms']} ms, kernel time "
+                  f"{profile['kernel_ms']} ms over {profile['kernels_per_call']} kernels")
+            for title in ("by_type", "top_nodes"):
+                print(f"  {title}: kernel ms, MFLOP, GFLOP/s")
+                for r in profile[title]:
+                    print(f"    {r['op'][:72]:72s} {r['kernel_ms']:8.3f} {r['mflop']:8.1f} "
+                          f"{r['gflops'] if r['gflops'] is not None else '':>8}")
     return rows
 
 

@@ -91,6 +91,9 @@ def run_summary(layout, pipeline_name=None):
     pipeline_name = pipeline_name or configs.PIPELINE_NAME
     nodes = latest_run(layout["metadata_path"], pipeline_name)
     summary = {"components": {n: v["state"] for n, v in nodes.items()}}
+    example_gen = nodes.get("VideoExampleGen")
+    if example_gen and example_gen["outputs"].get("examples"):
+        summary["examples_uri"] = example_gen["outputs"]["examples"][0]["uri"]
     evaluator = nodes.get("Evaluator")
     if evaluator and evaluator["outputs"].get("evaluation"):
         uri = evaluator["outputs"]["evaluation"][0]["uri"]
@@ -101,8 +104,10 @@ def run_summary(layout, pipeline_name=None):
         summary["baseline_model"] = [a["uri"] for a in
                                      evaluator["inputs"].get("baseline_model", [])]
     classifier = nodes.get("classifier_trainer")
-    if classifier and classifier["outputs"].get("model_run"):
-        path = os.path.join(classifier["outputs"]["model_run"][0]["uri"], "metrics.json")
+    if classifier and classifier["outputs"].get("model"):
+        from amc_tf.training import CLASSIFIER_METRICS_FILE
+        path = os.path.join(classifier["outputs"]["model"][0]["uri"], "Format-Serving",
+                            CLASSIFIER_METRICS_FILE)
         if os.path.exists(path):
             with open(path) as f:
                 summary["classifier"] = json.load(f)

@@ -146,6 +146,43 @@ def test_losses_by_hand():
                                                 0.1 * np.log(p[2])), rtol=1e-5)
 
 
+
+def test_motion_weighted_l1_by_hand():
+    # 1 sample, 1 frame after y_a, 1x2 pixels, 1 channel: pixel 0 moved by 1.0, pixel 1 did not.
+    appearance = tf.constant([[[[0.0], [0.5]]]])                      # (1, 1, 2, 1)
+    video = tf.constant([[[[[1.0], [0.5]]]]])                         # (1, 1, 1, 2, 1)
+    generated = tf.constant([[[[[0.25], [0.0]]]]])
+    # weights m = (1, 0): only pixel 0's error 0.75 counts; plain L1 averages both (0.625).
+    np.testing.assert_allclose(losses.motion_weighted_l1(video, generated, appearance), [0.75],
+                               rtol=1e-5)
+    np.testing.assert_allclose(losses.reconstruction_l1(video, generated), [0.625], rtol=1e-6)
+    # Nothing moved: the weights are all zero and the term is 0, not NaN.
+    still = tf.constant([[[[[0.0], [0.5]]]]])
+    np.testing.assert_allclose(losses.motion_weighted_l1(still, generated, appearance), [0.0])
+
+
+def test_cpu_options_outside_the_paper():
+    """w_l1_motion enters G's objective only when set; dm_class_logit_norm drops A.3's BN +
+    lrelu on the class logits (no class_bn2 weights). Both are off at the paper presets."""
+    for name in ("paper-mug", "paper-natops"):
+        c = get_preset(name)
+        assert c.w_l1_motion == 0 and c.dm_class_logit_norm and c.g_aux_weight == 0
+    base = get_preset("test")
+    on = base.replace(w_l1_motion=7.0, dm_class_logit_norm=False)
+    gan, y, fakes, terms, d_total, g_total, tape = _terms_and_tape(on)
+    off_total = gan.total_losses(dict(terms))[1]
+    gan.config = base
+    np.testing.assert_allclose(off_total - gan.total_losses(dict(terms))[1],
+                               7.0 * terms["l1_motion"], rtol=1e-4, atol=1e-5)
+    dm_on = MotionDiscriminator(on)
+    dm_on.build()
+    dm_base = MotionDiscriminator(base)
+    dm_base.build()
+    names = lambda dm: {w.path.split("/")[-2] for w in dm.weights}
+    assert "class_bn2" in names(dm_base) and "class_bn2" not in names(dm_on)
+    assert len(dm_base.weights) - len(dm_on.weights) == 4
+
+
 # ---------------------------------------------------------------------- Table 2 gradients
 def _terms_and_tape(config, seed=0):
     gan = AMCGAN(config)

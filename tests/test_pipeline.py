@@ -149,6 +149,8 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
                    "intra_entropy_h_y_given_v"):
         assert metric in overall, metric
     assert any(k.startswith("motion_class=") for k in summary["evaluation"])
+    assert 0.0 <= summary["classifier"]["accuracy"] <= 1.0      # read next to the model
+    assert summary["examples_uri"] == nodes["VideoExampleGen"]["outputs"]["examples"][0]["uri"]
     assert summary["blessed"] and summary["pushed"]
     versions = os.listdir(layout["serving_model_dir"])
     assert len(versions) == 1

@@ -10,7 +10,7 @@ from amc_tf.models.discriminators import AppearanceDiscriminator, MotionDiscrimi
 from amc_tf.models.generator import Generator
 
 LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
-              "d_plus", "rank", "d_real_acc", "d_fake_acc")
+              "l1_motion", "d_plus", "rank", "d_real_acc", "d_fake_acc")
 
 
 def mismatch_indices(keys, mode="random"):
@@ -154,7 +154,7 @@ class AMCGAN(keras.Model):
         """Every per-sample loss term of Algorithm 1, lines 5-16 (one forward pass).
 
         Returns a dict of (batch,) tensors: d_adv, d_aux_ce, d_aux_mse (the D side) and g_adv,
-        l1, d_plus, rank (the G side), plus d_mismatched (the (x|y, y') terms, for tests).
+        l1, l1_motion, d_plus, rank (the G side), plus d_mismatched (the (x|y, y') terms, for tests).
         """
         c = self.config
         eps = self.label_smoothing()
@@ -169,6 +169,7 @@ class AMCGAN(keras.Model):
                                         "rank", "d_mismatched", "d_real_acc", "d_fake_acc")}
         fake = fakes["fake"]
         out["l1"] = losses.reconstruction_l1(video[:, 1:], fake)
+        out["l1_motion"] = losses.motion_weighted_l1(video[:, 1:], fake, appearance)
         n_d = 0
 
         if self.use_da:
@@ -284,6 +285,8 @@ class AMCGAN(keras.Model):
             g_total += c.g_aux_weight * terms["g_aux"]
         if c.use_gaux:                                       # L_Gaux, Eq. (8)
             g_total += c.w_l1 * terms["l1"] + c.w_dplus * terms["d_plus"]
+            if c.w_l1_motion:                                # not in the paper, see config
+                g_total += c.w_l1_motion * terms["l1_motion"]
         if c.use_rank:                                       # L_rank, Eq. (6)
             g_total += c.w_rank * terms["rank"]
         return d_total, g_total

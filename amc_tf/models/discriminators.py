@@ -109,7 +109,7 @@ class MotionDiscriminator(ConfigModel):
         self.class_fc1 = keras.layers.Dense(c.dm_fc_units, name="class_fc1")
         self.class_norm1 = batch_norm(c, "class_bn1")
         self.class_fc2 = keras.layers.Dense(c.num_classes, name="class_fc2")
-        self.class_norm2 = batch_norm(c, "class_bn2")
+        self.class_norm2 = batch_norm(c, "class_bn2") if c.dm_class_logit_norm else None
         self.rf_conv = keras.layers.Conv2D(c.dm_rf_filters, k, strides=4, padding="same",
                                            name="rf_conv")
         self.rf_norm = batch_norm(c, "rf_bn")
@@ -148,7 +148,9 @@ class MotionDiscriminator(ConfigModel):
         velocity = unfold_time(velocity, batch_time)
         last = unfold_time(shared, batch_time)[:, -1]                    # from h_{T-1}
         x = lrelu(self.class_norm1(self.class_fc1(self.flatten(last)), training=training), c)
-        class_logits = lrelu(self.class_norm2(self.class_fc2(x), training=training), c)
+        class_logits = self.class_fc2(x)
+        if self.class_norm2 is not None:
+            class_logits = lrelu(self.class_norm2(class_logits, training=training), c)
         one_hot = ops.one_hot(ops.cast(motion_class, "int32"), c.num_classes, dtype=last.dtype)
         if not c.use_motion:
             one_hot = ops.zeros_like(one_hot)

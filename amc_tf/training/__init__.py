@@ -6,6 +6,9 @@ train_gan(config, train_pattern, eval_pattern, out_dir, steps, strategy=None, re
 build_velocity_bank(file_pattern, config)
 """
 
+# Real-clip eval metrics of the classifier, written next to classifier.keras.
+CLASSIFIER_METRICS_FILE = "classifier_metrics.json"
+
 
 def __getattr__(name):
     # Lazy: `amc_tf.training.cli` must import without TensorFlow.

@@ -11,6 +11,7 @@ import tensorflow as tf
 from amc_tf.models import MotionClassifier, save_model
 from amc_tf.models.amcgan import AMCGAN
 from amc_tf.models.saving import CLASSIFIER_FILE, GENERATOR_FILE
+from amc_tf.training import CLASSIFIER_METRICS_FILE
 from amc_tf.training.data import make_classifier_dataset, make_model_dataset
 from amc_tf.training.summaries import ScalarSummary, write_image
 
@@ -51,7 +52,7 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     save_model(classifier, os.path.join(out_dir, CLASSIFIER_FILE))
     _write_config(out_dir, config)
     metrics = {"accuracy": float(accuracy), "loss": float(loss)}
-    with open(os.path.join(out_dir, "classifier_metrics.json"), "w") as f:
+    with open(os.path.join(out_dir, CLASSIFIER_METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     return classifier, metrics
 

@@ -1,7 +1,8 @@
 """Trainer module: the 3D-CNN motion classifier (appendix B.3), trained on real clips.
 
 Its model artifact is the GAN Trainer's `base_model`: the frozen judge inside the evaluation
-signature. Real-clip accuracy on the eval split goes to `<model_run>/metrics.json`.
+signature. Real-clip accuracy on the eval split is written next to the model
+(`Format-Serving/classifier_metrics.json`, by `training.train_classifier`).
 """
 
 from pipeline.modules import common
@@ -11,12 +12,10 @@ def run_fn(fn_args):
     from amc_tf import training
 
     config = common.config_from_custom_config(fn_args.custom_config)
-    _, metrics = training.train_classifier(
+    training.train_classifier(
         config,
         common.split_pattern(fn_args.train_files, "train"),
         common.split_pattern(fn_args.eval_files, "eval"),
         fn_args.serving_model_dir,
         steps=fn_args.train_steps,
         strategy=common.distribution_strategy())
-    common.write_json(fn_args.model_run_dir, "metrics.json",
-                      {k: float(v) for k, v in metrics.items()})

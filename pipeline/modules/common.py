@@ -1,8 +1,5 @@
 """What both Trainer module files need: the preset for the data, the split file patterns."""
 
-import json
-import os
-
 
 def config_from_custom_config(custom_config):
     """The AMCConfig for the Trainer's preset, sized to the dataset's classes and keypoints."""
@@ -32,11 +29,3 @@ def distribution_strategy():
     """MirroredStrategy over the local GPUs (or the CPU): losses scale by the global batch."""
     import tensorflow as tf
     return tf.distribute.MirroredStrategy()
-
-
-def write_json(directory, name, payload):
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    return path
