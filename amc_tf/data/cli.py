@@ -64,7 +64,7 @@ def register(subparsers):
     p = subparsers.add_parser(
         "preprocess", help="Beam: raw clips -> tf.Examples (B.1), split by subject")
     p.add_argument("--dataset", required=True, choices=("gestures", "faces"))
-    p.add_argument("--raw", required=True, help="raw directory (adapter layout, see "Raw layouts" in README.md)")
+    p.add_argument("--raw", required=True, help="raw directory (adapter layout, see 'Raw layouts' in README.md)")
     p.add_argument("--out", required=True,
                    help="output: Split-train/, Split-eval/, rejected/, summary.json")
     p.add_argument("--augment-copies", type=int, default=1,
