@@ -209,7 +209,7 @@ def _cpu(num_classes, num_keypoints):
         dm_rf_filters=32, dm_fc_units=32,
         clf_filters=(16, 32, 64, 128), clf_fc_units=64, clf_batch_size=16,
         clf_learning_rate=1e-3,
-        # Table B's NATOPS column (gestures are body motion) except where a 10-minute budget
+        # Table B's NATOPS column (gestures are body motion) except where a ~12-minute budget
         # needs G to follow y_m from the reconstruction terms (measured, see README):
         # L1 100 plus 100 on the moving pixels (w_l1_motion), d+ 1; G lr 2e-3. D_m's class head
         # without A.3's BN + lrelu on the logits, and w_ce 3 / w_mse 10 so the velocity MSE does

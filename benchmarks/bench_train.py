@@ -17,6 +17,7 @@ import collections
 import glob
 import json
 import resource
+import shutil
 import tempfile
 import time
 
@@ -54,10 +55,9 @@ def _node_flops(graph):
     return flops
 
 
-def _fused_flops(graph, flops, name):
+def _fused_flops(ops_by_name, flops, name):
     """FLOPs of a runtime node. Grappler fuses Conv2D + BiasAdd + activation into one node named
     after the last op, so walk back through the fused ops to the convolution."""
-    ops_by_name = {op.name: op for op in graph.get_operations()}
     total, stack, seen = 0, [name], set()
     while stack:
         node = stack.pop()
@@ -80,6 +80,7 @@ def profile_forward(fn, inputs, repeats=20, top=10):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     concrete = fn.get_concrete_function(inputs)
     flops = _node_flops(concrete.graph)
+    ops_by_name = {op.name: op for op in concrete.graph.get_operations()}
     for _ in range(3):
         fn(inputs).numpy()
     logdir = tempfile.mkdtemp(prefix="amc_profile_")
@@ -92,6 +93,7 @@ def profile_forward(fn, inputs, repeats=20, top=10):
     space = xplane_pb2.XSpace()
     with open(sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1], "rb") as f:
         space.ParseFromString(f.read())
+    shutil.rmtree(logdir, ignore_errors=True)
     times, counts = collections.Counter(), collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
@@ -107,7 +109,7 @@ def profile_forward(fn, inputs, repeats=20, top=10):
     for name, ms in times.items():
         node, op_type = name.rsplit(":", 1)
         by_type[op_type] += ms
-        node_flops[name] = _fused_flops(concrete.graph, flops, node) if "Conv" in op_type \
+        node_flops[name] = _fused_flops(ops_by_name, flops, node) if "Conv" in op_type \
             else flops.get(node, 0)
         type_flops[op_type] += node_flops[name]
     row = lambda key, ms, fl: {"op": key, "kernel_ms": round(ms, 3), "mflop": round(fl / 1e6, 1),

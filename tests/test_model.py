@@ -146,7 +146,6 @@ def test_losses_by_hand():
                                                 0.1 * np.log(p[2])), rtol=1e-5)
 
 
-
 def test_motion_weighted_l1_by_hand():
     # 1 sample, 1 frame after y_a, 1x2 pixels, 1 channel: pixel 0 moved by 1.0, pixel 1 did not.
     appearance = tf.constant([[[[0.0], [0.5]]]])                      # (1, 1, 2, 1)
@@ -170,9 +169,9 @@ def test_cpu_options_outside_the_paper():
     base = get_preset("test")
     on = base.replace(w_l1_motion=7.0, dm_class_logit_norm=False)
     gan, y, fakes, terms, d_total, g_total, tape = _terms_and_tape(on)
-    off_total = gan.total_losses(dict(terms))[1]
+    on_total = gan.total_losses(dict(terms))[1]
     gan.config = base
-    np.testing.assert_allclose(off_total - gan.total_losses(dict(terms))[1],
+    np.testing.assert_allclose(on_total - gan.total_losses(dict(terms))[1],
                                7.0 * terms["l1_motion"], rtol=1e-4, atol=1e-5)
     dm_on = MotionDiscriminator(on)
     dm_on.build()
