@@ -102,6 +102,9 @@ class AMCConfig:
     label_smoothing_decay: float = 1e-5       # subtracted per mini-batch
     train_steps: int = 100000
     steps_per_epoch: int = 100                # Keras "epoch" = checkpoint / log interval
+    # Not in the paper (0 at the paper presets): the first N of train_steps update G alone on
+    # L_Gaux's reconstruction terms (L1 + moving-pixel L1), no discriminator; ~4x cheaper steps.
+    reconstruction_warmup_steps: int = 0
     mismatch_mode: str = "random"             # "random" | "pairs" (deterministic i <-> i^1)
     sync_batchnorm: bool = True               # BN statistics over the global batch
     mixed_precision: Optional[str] = None     # e.g. "mixed_bfloat16"
@@ -154,6 +157,11 @@ class AMCConfig:
                              "source_frames")
         if self.mismatch_mode not in ("random", "pairs"):
             raise ValueError(f"unknown mismatch_mode {self.mismatch_mode!r}")
+        if self.reconstruction_warmup_steps < 0 or \
+                self.reconstruction_warmup_steps % self.steps_per_epoch:
+            raise ValueError("reconstruction_warmup_steps must be a non-negative multiple of "
+                             f"steps_per_epoch ({self.steps_per_epoch}), got "
+                             f"{self.reconstruction_warmup_steps}")
         return self
 
     # ------------------------------------------------------------------ (de)serialisation

@@ -182,6 +182,35 @@ def test_cpu_options_outside_the_paper():
     assert len(dm_base.weights) - len(dm_on.weights) == 4
 
 
+def test_reconstruction_warmup_step_updates_generator_only():
+    """Warm-up (cpu preset, not in the paper): G minimises w_l1·L1 + w_l1_motion·moving-pixel L1
+    with no discriminator; D's weights and optimizer do not move."""
+    c = get_preset("test").replace(w_l1_motion=7.0)
+    gan = AMCGAN(c)
+    gan.compile()
+    gan.build_all()
+    gan.reconstruction_warmup = True
+    batch = random_model_batch(c, 4, 0)
+    batch["noise"] = tf.random.normal([4, c.noise_dim], seed=1)
+    g_before = [v.numpy() for v in gan.generator_variables()]
+    d_before = [v.numpy() for v in gan.discriminator_variables()]
+    inputs = {"appearance": batch["video"][:, 0], "velocity": batch["velocity"],
+              "noise": batch["noise"], "motion_class": batch["motion_class"]}
+    fake = gan.generator(inputs, training=True)         # BN in training mode, as in the step
+    expected = c.w_l1 * losses.reconstruction_l1(batch["video"][:, 1:], fake) + \
+        7.0 * losses.motion_weighted_l1(batch["video"][:, 1:], fake, batch["video"][:, 0])
+    logs = gan.train_step(batch)
+    np.testing.assert_allclose(float(logs["g_loss"]), float(tf.reduce_mean(expected)),
+                               rtol=1e-4)
+    assert float(logs["d_loss"]) == 0.0 and float(logs["g_adv"]) == 0.0
+    assert int(gan.d_optimizer.iterations.numpy()) == 0
+    assert int(gan.g_optimizer.iterations.numpy()) == 1
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(d_before, gan.discriminator_variables()))
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(g_before, gan.generator_variables()))
+    for name in ("paper-mug", "paper-natops"):
+        assert get_preset(name).reconstruction_warmup_steps == 0
+
+
 # ---------------------------------------------------------------------- Table 2 gradients
 def _terms_and_tape(config, seed=0):
     gan = AMCGAN(config)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from amc_tf.config import get_preset
@@ -110,6 +111,25 @@ def test_training_api_end_to_end(tmp_path):
     given = inference.generate(g, appearance, 1, seed=0,
                                velocity=np.zeros((3, c.num_frames - 1, 6), np.float32))
     assert given.shape == v1.shape
+
+
+def test_reconstruction_warmup_then_algorithm1(tmp_path):
+    """The first reconstruction_warmup_steps update G alone; then Algorithm 1 runs (D updates),
+    and a run resumed after the warm-up continues with Algorithm 1."""
+    from amc_tf.training import train_gan
+    c = get_preset("test", num_classes=4, num_keypoints=3).replace(
+        reconstruction_warmup_steps=5)
+    train = testing.write_clips(str(tmp_path / "d"), 16, 4, 3, seed=0)
+    out = str(tmp_path / "gan")
+    gan = train_gan(c, train, None, out, steps=5, verbose=0)
+    assert int(gan.g_optimizer.iterations.numpy()) == 5
+    assert int(gan.d_optimizer.iterations.numpy()) == 0                # no D update yet
+    assert not gan.reconstruction_warmup
+    gan = train_gan(c, train, None, out, steps=15, verbose=0)            # resumes at step 5
+    assert int(gan.g_optimizer.iterations.numpy()) == 15
+    assert int(gan.d_optimizer.iterations.numpy()) == 10
+    with pytest.raises(ValueError, match="reconstruction_warmup_steps must be"):
+        c.replace(reconstruction_warmup_steps=3)
 
 
 def test_cli_imports_without_tensorflow():

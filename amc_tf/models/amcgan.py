@@ -46,6 +46,9 @@ class AMCGAN(keras.Model):
         self.appearance_discriminator = AppearanceDiscriminator(c, name="appearance_discriminator")
         self.motion_discriminator = MotionDiscriminator(c, name="motion_discriminator")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        # Set by train_gan for the config's reconstruction warm-up; read when train_step is
+        # traced, so flipping it needs a new train function (make_train_function(force=True)).
+        self.reconstruction_warmup = False
 
     # ------------------------------------------------------------------ setup
     @property
@@ -296,6 +299,8 @@ class AMCGAN(keras.Model):
         update (line 17). Losses are averaged over the global batch (tf.distribute-safe)."""
         if isinstance(data, (tuple, list)):
             data = data[0]
+        if self.reconstruction_warmup:
+            return self.reconstruction_step(data)
         y = self.conditions(data)
         with tf.GradientTape(persistent=True) as tape:
             fakes = self.generate_cases(y, training=True)
@@ -312,6 +317,28 @@ class AMCGAN(keras.Model):
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         return self.update_trackers(terms, d_total, g_total)
+
+    def reconstruction_step(self, data):
+        """Warm-up step (not in the paper, config.reconstruction_warmup_steps): one G update on
+        L_Gaux's reconstruction terms alone (L1 + moving-pixel L1), no discriminator."""
+        c = self.config
+        video = data["video"]
+        noise = data.get("noise")
+        if noise is None:
+            noise = tf.random.normal([tf.shape(video)[0], c.noise_dim])
+        inputs = {"appearance": video[:, 0], "velocity": data["velocity"], "noise": noise,
+                  "motion_class": tf.cast(data["motion_class"], tf.int32)}
+        with tf.GradientTape() as tape:
+            fake = self.generator(inputs, training=True)
+            l1 = losses.reconstruction_l1(video[:, 1:], fake)
+            l1_motion = losses.motion_weighted_l1(video[:, 1:], fake, video[:, 0])
+            g_total = c.w_l1 * l1 + c.w_l1_motion * l1_motion
+            g_loss = tf.nn.compute_average_loss(g_total)
+        g_vars = self.generator_variables()
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+        zeros = tf.zeros_like(g_total)
+        terms = dict({name: zeros for name in LOSS_NAMES}, l1=l1, l1_motion=l1_motion)
+        return self.update_trackers(terms, zeros, g_total)
 
     def update_trackers(self, terms, d_total, g_total):
         values = dict(terms, d_loss=d_total, g_loss=g_total)

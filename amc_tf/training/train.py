@@ -176,9 +176,17 @@ def train_gan(config, train_pattern, eval_pattern, out_dir, steps=None, strategy
                                               shuffle=False, repeat=True)))
         cbs.append(VideoSummary(log_dir, gan, sample))
     cbs.extend(callbacks)
-    if initial_epoch < epochs:
-        gan.fit(train_ds, epochs=epochs, steps_per_epoch=per_epoch, initial_epoch=initial_epoch,
-                callbacks=cbs, verbose=verbose)
+    # Reconstruction warm-up (config.reconstruction_warmup_steps, whole epochs), then Algorithm 1.
+    warmup_epochs = min(config.reconstruction_warmup_steps // per_epoch, epochs)
+    phases = [(True, initial_epoch, warmup_epochs),
+              (False, max(initial_epoch, warmup_epochs), epochs)]
+    for warmup, first, last in phases:
+        if first < last:
+            gan.reconstruction_warmup = warmup
+            gan.make_train_function(force=True)
+            gan.fit(train_ds, epochs=last, steps_per_epoch=per_epoch, initial_epoch=first,
+                    callbacks=cbs, verbose=verbose)
+    gan.reconstruction_warmup = False
     save_model(gan.generator, os.path.join(out_dir, GENERATOR_FILE))
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("float32")
