@@ -9,6 +9,7 @@ from amc_tf.models.common import as_config
 from amc_tf.models.discriminators import AppearanceDiscriminator, MotionDiscriminator
 from amc_tf.models.generator import Generator
 
+GENERATOR_INPUTS = ("appearance", "motion_class", "velocity", "noise")
 LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
               "l1_motion", "d_plus", "rank", "d_real_acc", "d_fake_acc")
 
@@ -115,22 +116,26 @@ class AMCGAN(keras.Model):
         step = tf.cast(self.d_optimizer.iterations, tf.float32)
         return tf.maximum(0.0, c.label_smoothing - c.label_smoothing_decay * step)
 
+    def matched_conditions(self, data):
+        """y = (y_a, y_m) of each clip and z (Algorithm 1, line 3)."""
+        video = data["video"]
+        noise = data.get("noise")
+        if noise is None:
+            noise = tf.random.normal([tf.shape(video)[0], self.config.noise_dim])
+        return {"video": video, "appearance": video[:, 0],
+                "motion_class": tf.cast(data["motion_class"], tf.int32),
+                "velocity": data["velocity"], "noise": noise}
+
     def conditions(self, data):
         """y, the mismatched y'_a / y'_m (Table 1), and z (Algorithm 1, line 3)."""
         c = self.config
-        video = data["video"]
-        motion_class = tf.cast(data["motion_class"], tf.int32)
-        batch = tf.shape(video)[0]
-        subject = data.get("subject_id", tf.range(batch))
+        y = self.matched_conditions(data)
+        appearance, motion_class = y["appearance"], y["motion_class"]
+        subject = data.get("subject_id", tf.range(tf.shape(appearance)[0]))
         idx_a = mismatch_indices(subject, c.mismatch_mode)          # different appearance
         idx_m = mismatch_indices(motion_class, c.mismatch_mode)     # different class
-        noise = data.get("noise")
-        if noise is None:
-            noise = tf.random.normal([batch, c.noise_dim])
-        appearance = video[:, 0]
         return {
-            "video": video, "appearance": appearance, "motion_class": motion_class,
-            "velocity": data["velocity"], "noise": noise,
+            **y,
             "index_mm_a": idx_a, "index_mm_m": idx_m,
             "appearance_mm": tf.gather(appearance, idx_a),
             "motion_class_mm": tf.gather(motion_class, idx_m),
@@ -141,7 +146,7 @@ class AMCGAN(keras.Model):
         """x̂|y, x̂|y'_a,y_m, x̂|y_a,y'_m from one generator call (Table 1, Algorithm 1 line 4)."""
         c = self.config
         if not c.use_mismatch:
-            inputs = {k: y[k] for k in ("appearance", "motion_class", "velocity", "noise")}
+            inputs = {k: y[k] for k in GENERATOR_INPUTS}
             return {"fake": self.generator(inputs, training=training)}
         cat = lambda *xs: tf.concat(xs, axis=0)
         inputs = {
@@ -322,16 +327,12 @@ class AMCGAN(keras.Model):
         """Warm-up step (not in the paper, config.reconstruction_warmup_steps): one G update on
         L_Gaux's reconstruction terms alone (L1 + moving-pixel L1), no discriminator."""
         c = self.config
-        video = data["video"]
-        noise = data.get("noise")
-        if noise is None:
-            noise = tf.random.normal([tf.shape(video)[0], c.noise_dim])
-        inputs = {"appearance": video[:, 0], "velocity": data["velocity"], "noise": noise,
-                  "motion_class": tf.cast(data["motion_class"], tf.int32)}
+        y = self.matched_conditions(data)
+        video = y["video"]
         with tf.GradientTape() as tape:
-            fake = self.generator(inputs, training=True)
+            fake = self.generator({k: y[k] for k in GENERATOR_INPUTS}, training=True)
             l1 = losses.reconstruction_l1(video[:, 1:], fake)
-            l1_motion = losses.motion_weighted_l1(video[:, 1:], fake, video[:, 0])
+            l1_motion = losses.motion_weighted_l1(video[:, 1:], fake, y["appearance"])
             g_total = c.w_l1 * l1 + c.w_l1_motion * l1_motion
             g_loss = tf.nn.compute_average_loss(g_total)
         g_vars = self.generator_variables()
