@@ -28,7 +28,7 @@ ABLATIONS = {
     "no-da": {"use_da": False},
     "no-dm": {"use_dm": False},
     "no-daux": {"use_daux": False},
-    "no-gaux": {"use_gaux": False},
+    "no-gaux": {"use_gaux": False, "reconstruction_warmup_steps": 0},   # warm-up is L_Gaux
     "no-rank": {"use_rank": False},
 }
 
@@ -157,6 +157,9 @@ class AMCConfig:
                              "source_frames")
         if self.mismatch_mode not in ("random", "pairs"):
             raise ValueError(f"unknown mismatch_mode {self.mismatch_mode!r}")
+        if self.reconstruction_warmup_steps and not self.use_gaux:
+            raise ValueError("reconstruction_warmup_steps trains G on L_Gaux's reconstruction "
+                             "terms: it needs use_gaux")
         if self.reconstruction_warmup_steps < 0 or \
                 self.reconstruction_warmup_steps % self.steps_per_epoch:
             raise ValueError("reconstruction_warmup_steps must be a non-negative multiple of "

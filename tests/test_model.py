@@ -320,6 +320,13 @@ def test_each_ablation_switch_changes_what_it_should():
     c, gan, fakes, t, d, g = run("no-rank")
     np.testing.assert_allclose(g, c.w_gan * t["g_adv"] + c.w_l1 * t["l1"] +
                                c.w_dplus * t["d_plus"], rtol=1e-5)
+    # The warm-up trains on L_Gaux alone: "no-gaux" drops it, the other rows keep it.
+    cpu = get_preset("cpu", 12, 9)
+    assert get_preset("cpu", 12, 9, ablation="no-gaux").reconstruction_warmup_steps == 0
+    assert get_preset("cpu", 12, 9, ablation="no-rank").reconstruction_warmup_steps == \
+        cpu.reconstruction_warmup_steps > 0
+    with pytest.raises(ValueError, match="needs use_gaux"):
+        cpu.replace(use_gaux=False)
     assert set(ABLATIONS) == {"none", "no-ya", "no-ym", "no-y", "no-y-prime", "no-da", "no-dm",
                               "no-daux", "no-gaux", "no-rank"}
 
