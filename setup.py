@@ -7,7 +7,7 @@ setup(
     description="Video prediction with appearance and motion conditions (AMC-GAN) on TFX",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["amc_tf", "amc_tf.*", "pipeline", "pipeline.*",
-                                    "serving", "serving.*"]),
+                                    "serving", "serving.*", "amc_app", "amc_app.*"]),
     package_data={"": ["*.pbtxt", "*.json"]},
     include_package_data=True,
     # Exact versions live in requirements/lock.txt (installed by scripts/setup.sh); these are the
@@ -25,8 +25,7 @@ setup(
         "pillow",
         "imageio",
         "opencv-python-headless",
-        "tqdm",
-        "psutil",
+        "tensorboard>=2.21,<2.22",
     ],
-    entry_points={"console_scripts": ["amc-tf=amc_tf.cli:main"]},
+    entry_points={"console_scripts": ["amc-tf=amc_app.cli:main"]},
 )

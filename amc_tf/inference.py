@@ -1,53 +1,142 @@
-"""Video generation from an appearance, a class and (optionally) velocities (§3.1)."""
+"""Generation from requests (§3.1) and generate-then-classify (§4.1), for every model family.
+
+The serving signatures (serving/export.py), the evaluation (amc_tf/training/evaluate.py) and
+library users all call these, so the same seed gives the same video everywhere: z and the
+velocity draw come from stateless random ops keyed on the per-example seed.
+"""
 
 import numpy as np
+import tensorflow as tf
+
+from amc_tf import inputs
+
+# Second half of the stateless seed pair: one stream per random quantity.
+_VELOCITY_STREAM = 1
+_NOISE_STREAM = 2
 
 
-def sample_velocity(velocity_bank, motion_class, rng):
-    """y^v_m for each requested class, drawn from training clips of that class (§3.1)."""
-    bank_v = np.asarray(velocity_bank["velocity"], np.float32)
-    bank_c = np.asarray(velocity_bank["motion_class"])
-    out = []
-    for c in np.asarray(motion_class).reshape(-1):
-        rows = np.flatnonzero(bank_c == c)
-        if rows.size == 0:
-            raise ValueError(f"the velocity bank has no clip of class {c}")
-        out.append(bank_v[rng.choice(rows)])
-    return np.stack(out)
-
-
-def generate(generator, appearance_uint8, motion_class, seed=0, velocity=None,
-             velocity_bank=None, config=None):
-    """Generates videos: uint8 (B, T, H, W, 3) whose frame 0 is the appearance.
+class VelocityBank(tf.Module):
+    """y^v_m of the training clips by class; at inference a row of the requested class is drawn
+    (§3.1). A class without training velocities draws from the whole bank rather than failing.
 
     Args:
-        generator: amc_tf.models.Generator.
-        appearance_uint8: uint8 (B, H, W, 3) (or (H, W, 3)), y_a; resized to the preset's size.
-        motion_class: int (B,) or a scalar, y^l_m.
-        seed: seeds z ~ N(0, I) and the velocity draw: same seed, same video.
-        velocity: optional float32 (B, T-1, 2k) in [-1, 1]; else sampled from `velocity_bank`
-            (dict from amc_tf.training.build_velocity_bank) among clips of the same class.
-        config: the AMCConfig (default: the generator's).
+      velocity: float32 (N, T-1, 2k), the model's velocities (`inputs.clip_to_model_inputs`).
+      motion_class: int (N,).
+      num_classes: C.
     """
-    import tensorflow as tf
-    config = config or generator.config
-    appearance = np.asarray(appearance_uint8)
-    if appearance.ndim == 3:
-        appearance = appearance[None]
-    batch = appearance.shape[0]
-    motion_class = np.broadcast_to(np.asarray(motion_class, np.int32), (batch,))
-    rng = np.random.default_rng(seed)
-    if velocity is None:
-        if velocity_bank is None:
-            raise ValueError("give velocity or a velocity_bank to sample it from")
-        velocity = sample_velocity(velocity_bank, motion_class, rng)
-    velocity = np.asarray(velocity, np.float32)
-    noise = rng.standard_normal((batch, config.noise_dim)).astype(np.float32)
-    image = tf.cast(appearance, tf.float32) / 127.5 - 1.0
-    if image.shape[1] != config.frame_size or image.shape[2] != config.frame_size:
-        image = tf.image.resize(image, [config.frame_size, config.frame_size], method="area")
-    frames = generator({"appearance": image, "motion_class": tf.constant(motion_class),
-                        "velocity": tf.constant(velocity), "noise": tf.constant(noise)},
-                       training=False)
-    video = tf.concat([image[:, None], frames], axis=1)
-    return tf.cast(tf.round(tf.clip_by_value((video + 1.0) * 127.5, 0, 255)), tf.uint8).numpy()
+
+    def __init__(self, velocity, motion_class, num_classes, name="velocity_bank"):
+        super().__init__(name=name)
+        velocity = np.asarray(velocity, np.float32)
+        motion_class = np.asarray(motion_class).astype(np.int64).reshape(-1)
+        if velocity.ndim != 3 or velocity.shape[0] != motion_class.shape[0]:
+            raise ValueError(f"velocity bank must be (N, steps, 2k) with N classes; got velocity "
+                             f"{velocity.shape}, motion_class {motion_class.shape}")
+        if velocity.shape[0] == 0:
+            raise ValueError("velocity bank is empty: no training velocities to sample from")
+        if motion_class.min() < 0 or motion_class.max() >= num_classes:
+            raise ValueError(f"velocity bank classes must be in [0, {num_classes}); got "
+                             f"[{motion_class.min()}, {motion_class.max()}]")
+        if not np.all(np.isfinite(velocity)):
+            raise ValueError("velocity bank holds non-finite values")
+        order = np.argsort(motion_class, kind="stable")
+        counts = np.bincount(motion_class, minlength=num_classes)[:num_classes]
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.per_class = [int(c) for c in counts]
+        self.classes_without_velocities = [int(c) for c in np.flatnonzero(counts == 0)]
+        offsets[counts == 0] = 0
+        counts = np.where(counts == 0, len(motion_class), counts)
+        self.shape = velocity.shape
+        # Variables, not constants: the bank goes to the checkpoint, not the graph proto.
+        self.velocity = tf.Variable(velocity[order], trainable=False, name="velocity")
+        self.offsets = tf.Variable(offsets.astype(np.int64), trainable=False, name="offsets")
+        self.counts = tf.Variable(counts.astype(np.int64), trainable=False, name="counts")
+
+    def sample(self, motion_class, seed):
+        """One row of each example's class, picked by its int64 seed: (B, T-1, 2k)."""
+        cls = tf.cast(motion_class, tf.int64)
+        offset = tf.gather(self.offsets, cls)
+        count = tf.gather(self.counts, cls)
+        u = tf.map_fn(
+            lambda s: tf.random.stateless_uniform(
+                [], seed=tf.stack([s, tf.constant(_VELOCITY_STREAM, tf.int64)])),
+            tf.cast(seed, tf.int64), fn_output_signature=tf.TensorSpec([], tf.float32))
+        row = offset + tf.minimum(
+            tf.cast(tf.floor(u * tf.cast(count, tf.float32)), tf.int64), count - 1)
+        return tf.gather(self.velocity, row)
+
+
+def noise_from_seed(seed, shape):
+    """z ~ N(0, I) of each example, (B, *shape), from its int64 seed."""
+    shape = list(shape)
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal(
+            shape, seed=tf.stack([s, tf.constant(_NOISE_STREAM, tf.int64)])),
+        tf.cast(seed, tf.int64), fn_output_signature=tf.TensorSpec(shape, tf.float32))
+
+
+def request_conditions(family, config, motion_class, seed, appearance=None, velocity=None,
+                       velocity_bank=None):
+    """The family's conditions for a request: y_a (already at the model's size and range), the
+    class, the velocities given or drawn from the bank by the seed, and z from the seed."""
+    motion_class = tf.cast(motion_class, tf.int32)
+    out = {"motion_class": motion_class, "noise": noise_from_seed(seed, family.noise_shape(config))}
+    if family.uses_appearance:
+        if appearance is None:
+            raise ValueError(f"{family.name} generates from an appearance: give one")
+        out["appearance"] = appearance
+    if family.uses_velocity:
+        if velocity is None:
+            if velocity_bank is None:
+                raise ValueError("give velocities or a velocity bank to draw them from")
+            velocity = velocity_bank.sample(motion_class, seed)
+        out["velocity"] = tf.cast(velocity, tf.float32)
+    return out
+
+
+def generate_video(family, generator, config, appearance_uint8, motion_class, seed,
+                   velocity=None, velocity_bank=None):
+    """uint8 (B, T, 64, 64, 3): the request's appearance as frame 0 (families that take one),
+    then the generated frames at the clips' size. Returns (video, conditions)."""
+    appearance = None
+    if family.uses_appearance:
+        appearance = inputs.appearance_to_model(appearance_uint8, config)
+    conditions = request_conditions(family, config, motion_class, seed, appearance, velocity,
+                                    velocity_bank)
+    video = inputs.video_to_clip_size(family.generate(generator, conditions, config))
+    if family.uses_appearance:   # the caller's own pixels, not a resized round trip
+        video = tf.concat([tf.cast(appearance_uint8, tf.uint8)[:, None], video[:, 1:]], axis=1)
+    return video, conditions
+
+
+def generate_then_classify(family, generator, classifier, conditions, config):
+    """§4.1: the classifier's logits (B, C) on the video generated from `conditions`, at the
+    networks' own frame size (the B.3 input rule is the classifier's own)."""
+    video = family.generate(generator, conditions, config)
+    return tf.cast(classifier(video, training=False), tf.float32)
+
+
+def generate(family, generator, config, appearance_uint8, motion_class, seed=0, velocity=None,
+             velocity_bank=None):
+    """Library entry: numpy in, uint8 (B, T, 64, 64, 3) out; same seed, same video as the
+    server's `generate` signature.
+
+    Args:
+      appearance_uint8: (B, 64, 64, 3) or (64, 64, 3), y_a (ignored by families without one).
+      motion_class: int (B,) or a scalar.
+      seed: int or (B,) ints.
+      velocity: optional float32 (B, T-1, 2k); else drawn from `velocity_bank` (a VelocityBank).
+    """
+    batch = 1
+    if appearance_uint8 is not None:
+        appearance_uint8 = np.asarray(appearance_uint8, np.uint8)
+        if appearance_uint8.ndim == 3:
+            appearance_uint8 = appearance_uint8[None]
+        batch = appearance_uint8.shape[0]
+    motion_class = np.asarray(motion_class, np.int32).reshape(-1)
+    batch = max(batch, motion_class.shape[0])
+    motion_class = np.broadcast_to(motion_class, (batch,))
+    seed = np.broadcast_to(np.asarray(seed, np.int64).reshape(-1), (batch,))
+    video, _ = generate_video(family, generator, config, appearance_uint8, motion_class, seed,
+                              velocity, velocity_bank)
+    return video.numpy()

@@ -23,7 +23,7 @@ import time
 
 import psutil
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from amc_tf.data import datasets
 
 
 def _tree_rss(proc):
@@ -81,7 +81,7 @@ def run_one(dataset, raw, out, workers, augment_copies):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="gestures", choices=("gestures", "faces"))
+    parser.add_argument("--dataset", default="gestures", choices=datasets.names())
     parser.add_argument("--sizes", type=int, nargs=2, default=(60, 240), metavar=("N1", "N2"))
     parser.add_argument("--workers", type=int, nargs="+", default=(1, 2))
     parser.add_argument("--augment-copies", type=int, default=1)
@@ -92,16 +92,13 @@ def main(argv=None):
         raw, out, workers = args.one
         return run_one(args.dataset, raw, out, int(workers), args.augment_copies)
 
-    from amc_tf.data import synthetic
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_preprocess_")
     results = {}
     for size in args.sizes:
         raw = os.path.join(work, f"raw_{size}")
         if not os.path.isdir(raw):
             t = time.perf_counter()
-            writer = synthetic.write_gestures if args.dataset == "gestures" else \
-                synthetic.write_faces
-            writer(raw, clips=size, seed=0)
+            datasets.get(args.dataset).write_synthetic(raw, clips=size, seed=0)
             print(f"synthesized {size} {args.dataset} clips in {time.perf_counter() - t:.1f} s",
                   flush=True)
         for workers in args.workers:

@@ -29,21 +29,25 @@ sys.path.insert(0, REPO)
 def _export(preset, directory):
     import tensorflow as tf
 
-    from amc_tf import models
-    from amc_tf.config import get_preset
-    from amc_tf.data import classes
+    from amc_tf.data import datasets
+    from amc_tf.inference import VelocityBank
+    from amc_tf.models import get_family
+    from amc_tf.models.classifier import build_classifier
     from serving import export
 
-    config = get_preset(preset)
+    family = get_family("amc-gan")
+    config = family.config(preset)
     rng = np.random.default_rng(0)
     n = 4 * config.num_classes
-    bank = {"velocity": rng.uniform(-0.5, 0.5, (n, config.num_frames - 1,
-                                                2 * config.num_keypoints)).astype(np.float32),
-            "motion_class": (np.arange(n) % config.num_classes).astype(np.int32)}
+    bank = VelocityBank(rng.uniform(-0.5, 0.5, (n, config.num_frames - 1,
+                                                2 * config.num_keypoints)),
+                        np.arange(n) % config.num_classes, config.num_classes)
     tf.keras.utils.set_random_seed(0)
-    export.export_serving_model(models.Generator(config), models.MotionClassifier(config), bank,
-                                config, classes.class_names("gestures", config.num_classes),
-                                os.path.join(directory, "1"))
+    export.export_serving_model(family, family.generator(family.build(config)),
+                                build_classifier(config), config,
+                                datasets.get("gestures").class_names(
+                                    num_classes=config.num_classes),
+                                os.path.join(directory, "1"), velocity_bank=bank)
     return directory
 
 
@@ -94,7 +98,7 @@ def _row(name, latencies, throughput, concurrency):
 def _start_server(base, model_name):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "amc_tf.cli", "serve", "--model-base-path", base,
+        [sys.executable, "-m", "amc_app.cli", "serve", "--model-base-path", base,
          "--model-name", model_name, "--port", "0", "--rest-port", "-1"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
@@ -123,16 +127,16 @@ def main(argv=None):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving import export, server
+    from serving import export, versions
 
     tmp = None
     base = args.model_base_path
     if base is None:
         tmp = tempfile.mkdtemp(prefix="bench_serving_")
         base = _export(args.preset, os.path.join(tmp, args.model_name))
-    manager = server.ModelManager(base, args.model_name)
+    manager = versions.ModelManager(base, args.model_name)
     root = manager.versions_dir()
-    version = max(server._numeric_dirs(root))
+    version = max(versions.numeric_dirs(root))
     path = os.path.join(root, str(version))
     meta = export.read_metadata(path)
     print(f"model {path}: preset {meta['preset']}, T={meta['num_frames']}, "

@@ -21,13 +21,17 @@ import shutil
 import tempfile
 import time
 
-import numpy as np
+import os
+import sys
+
 import tensorflow as tf
 
-from amc_tf.config import get_preset
-from amc_tf.models import Generator
-from amc_tf.models.amcgan import AMCGAN
-from amc_tf.training.testing import random_model_batch
+from amc_tf.models import get_family
+
+# The benchmarks share the tests' random batch (tests/fixtures.py: not part of the package).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests"))
+from fixtures import random_model_batch  # noqa: E402
 
 
 def _flops_profile(graph):
@@ -144,19 +148,17 @@ def measured_peak(repeats=5):
     return max(mm_gflops, conv_gflops), mm_gflops, conv_gflops
 
 
-def bench_preset(name, batch_size, steps, peak, jit=False, profile=False):
-    c = get_preset(name)
+def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model="amc-gan"):
+    family = get_family(model)
+    c = family.config(name)
     c = c.replace(batch_size=batch_size or c.batch_size, jit_compile=jit)
-    gan = AMCGAN(c)
-    gan.compile()
-    gan.build_all()
+    gan = family.build(c)
     batch = random_model_batch(c, c.batch_size)
     step = tf.function(gan.train_step, jit_compile=jit)
     flops = graph_flops(step.get_concrete_function(batch))
     t_step = timed(lambda: step(batch)["g_loss"].numpy(), steps)
 
-    g = Generator(c)
-    g.build()
+    g = family.generator(gan)
     one = {"appearance": batch["video"][:1, 0], "motion_class": batch["motion_class"][:1],
            "velocity": batch["velocity"][:1], "noise": tf.zeros((1, c.noise_dim))}
     forward = tf.function(lambda x: g(x, training=False))

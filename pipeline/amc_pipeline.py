@@ -1,4 +1,5 @@
-"""The AMC-GAN TFX pipeline: one function builds the whole DAG from parameters (no globals)."""
+"""The TFX pipeline: one function builds the whole DAG from parameters (no globals), for any model
+family (amc_tf.models.family)."""
 
 from typing import Any, Dict, List, Optional
 
@@ -48,12 +49,12 @@ def create_pipeline(
         pipeline_root: str,
         raw_data_path: str,
         dataset: str,
+        model: str,
         preset: str,
-        num_classes: int,
         classifier_run_fn: str,
-        gan_run_fn: str,
+        model_run_fn: str,
         classifier_train_steps: int,
-        gan_train_steps: int,
+        model_train_steps: int,
         eval_accuracy_threshold: float,
         eval_change_tolerance: float,
         serving_model_dir: str,
@@ -64,17 +65,19 @@ def create_pipeline(
         vertex_training_args: Optional[Dict[str, Any]] = None,
         vertex_region: Optional[str] = None,
         enable_cache: bool = False):
-    """Video ExampleGen → validation → classifier and GAN Trainers → Evaluator → Pusher.
+    """Video ExampleGen → validation → classifier and model Trainers → Evaluator → Pusher.
 
     Args:
       raw_data_path: raw clips in the layout of the `dataset` adapter (`amc-tf synth` writes it).
-      dataset: "gestures" (NATOPS-style) or "faces" (MUG-style).
-      preset: model preset name (amc_tf.config), handed to both Trainers.
-      num_classes: motion classes in the data (synthetic gestures: 12 by default).
-      classifier_run_fn / gan_run_fn: Trainer entry points, as module paths.
+      dataset: a dataset style of `amc_tf.data.datasets` ("gestures", "faces").
+      model: a model family of `amc_tf.models` ("amc-gan").
+      preset: the family's preset, handed to both Trainers. The class names and the dataset
+        style reach the Trainers through ExampleGen's output, not through the pipeline.
+      classifier_run_fn / model_run_fn: Trainer entry points, as module paths.
+      example_gen_config: `VideoExampleGen` custom_config (e.g. augment_copies, num_classes).
       serving_model_dir: Pusher's base directory; versions land in `<dir>/<version>/`.
-      vertex_training_args: when given, the GAN Trainer runs as a Vertex AI custom job with these
-        worker_pool_specs (GPU machine) instead of in-process.
+      vertex_training_args: when given, the model Trainer runs as a Vertex AI custom job with
+        these worker_pool_specs (GPU machine) instead of in-process.
     """
     from tfx import v1 as tfx
 
@@ -94,7 +97,9 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     components += [statistics_gen, schema_gen, example_validator]
 
-    trainer_config = {"preset": preset, "dataset": dataset, "num_classes": num_classes}
+    from amc_tf.models import get_family
+    get_family(model).config(preset)  # an unknown model or preset fails here, not in the run
+    trainer_config = {"model": model, "preset": preset}
 
     # The 3D-CNN motion classifier (B.3), trained on real clips: the judge of generated videos.
     classifier_trainer = tfx.components.Trainer(
@@ -107,31 +112,31 @@ def create_pipeline(
     ).with_id("classifier_trainer")
     components.append(classifier_trainer)
 
-    # AMC-GAN (Algorithm 1) under MirroredStrategy; exports the serving + evaluation signatures
-    # with the frozen classifier (handed over as base_model) inside.
-    gan_args = dict(
-        run_fn=gan_run_fn,
+    # The model family (AMC-GAN: Algorithm 1) under MirroredStrategy; exports the serving +
+    # evaluation signatures with the frozen classifier (handed over as base_model) inside.
+    model_args = dict(
+        run_fn=model_run_fn,
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         base_model=classifier_trainer.outputs["model"],
-        train_args=tfx.proto.TrainArgs(num_steps=gan_train_steps),
+        train_args=tfx.proto.TrainArgs(num_steps=model_train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=0),
     )
     if vertex_training_args is not None:
         from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
-        gan_trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
+        model_trainer = tfx.extensions.google_cloud_ai_platform.Trainer(
             custom_config={
                 **trainer_config,
                 vertex_executor.ENABLE_VERTEX_KEY: True,
                 vertex_executor.VERTEX_REGION_KEY: vertex_region,
                 vertex_executor.TRAINING_ARGS_KEY: vertex_training_args,
-            }, **gan_args)
+            }, **model_args)
     else:
-        gan_trainer = tfx.components.Trainer(custom_config=trainer_config, **gan_args)
-    gan_trainer = gan_trainer.with_id("gan_trainer")
-    components.append(gan_trainer)
+        model_trainer = tfx.components.Trainer(custom_config=trainer_config, **model_args)
+    model_trainer = model_trainer.with_id("model_trainer")
+    components.append(model_trainer)
 
-    # The last blessed AMC-GAN, the baseline of the change threshold.
+    # The last blessed model, the baseline of the change threshold.
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -142,7 +147,7 @@ def create_pipeline(
     # The paper's metric in TFMA: accuracy of the classifier on generated videos (+ IS, H).
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
-        model=gan_trainer.outputs["model"],
+        model=model_trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         schema=schema_gen.outputs["schema"],
         eval_config=build_eval_config(eval_accuracy_threshold, eval_change_tolerance))
@@ -150,7 +155,7 @@ def create_pipeline(
 
     # TF Serving layout <serving_model_dir>/<version>/, only when blessed.
     pusher = tfx.components.Pusher(
-        model=gan_trainer.outputs["model"],
+        model=model_trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))

@@ -2,19 +2,20 @@
 
 import argparse
 import json
-import os
 import sys
 
+from amc_tf.data import datasets
+from amc_tf.models.family import DEFAULT_FAMILY, family_names
 from pipeline import configs
 
 
 def _run(args):
     from pipeline import local_runner
     layout = local_runner.run(
-        home=args.home, preset=args.preset, raw_data_path=args.raw, dataset=args.dataset,
-        eval_accuracy_threshold=args.eval_threshold, beam_workers=args.beam_workers,
-        classifier_train_steps=args.classifier_steps, gan_train_steps=args.gan_steps,
-        enable_cache=args.cache)
+        home=args.home, model=args.model, preset=args.preset, raw_data_path=args.raw,
+        dataset=args.dataset, eval_accuracy_threshold=args.eval_threshold,
+        beam_workers=args.beam_workers, classifier_train_steps=args.classifier_steps,
+        model_train_steps=args.model_steps, enable_cache=args.cache)
     from pipeline import results
     summary = results.run_summary(layout)
     print(json.dumps(summary, indent=2))
@@ -25,7 +26,8 @@ def _vertex_settings(args):
     from pipeline.vertex_runner import VertexSettings
     return VertexSettings(
         project=args.project, region=args.region, pipeline_root=args.pipeline_root,
-        raw_data_path=args.raw, image=args.image, preset=args.preset, dataset=args.dataset,
+        raw_data_path=args.raw, image=args.image, model=args.model, preset=args.preset,
+        dataset=args.dataset,
         num_classes=args.num_classes, gpu_machine_type=args.gpu_machine_type,
         gpu_type=args.gpu_type, gpu_count=args.gpu_count)
 
@@ -53,6 +55,11 @@ def _submit_vertex(args):
     return 0
 
 
+def _add_model_arg(p):
+    p.add_argument("--model", default=DEFAULT_FAMILY, choices=family_names(),
+                   help="model family (default %(default)s)")
+
+
 def _add_vertex_args(p):
     p.add_argument("--project", required=True, help="Google Cloud project id")
     p.add_argument("--region", default="us-central1")
@@ -64,15 +71,17 @@ def register(subparsers):
     sub = p.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
 
     r = sub.add_parser("run", help="run on TFX's local engine (LocalDagRunner + SQLite MLMD)")
+    _add_model_arg(r)
     r.add_argument("--preset", default="cpu", choices=sorted(configs.RUN_SETTINGS))
     r.add_argument("--raw", required=True, help="raw clips (e.g. from `amc-tf synth`)")
     r.add_argument("--home", required=True,
                    help="keeps pipeline_root/, metadata/ and serving_model/ of every run")
-    r.add_argument("--dataset", default=configs.DATASET, choices=["gestures", "faces"])
+    r.add_argument("--dataset", default=configs.DATASET, choices=datasets.names())
     r.add_argument("--eval-threshold", type=float, default=None,
                    help="accuracy a generated-video classifier must reach to push")
     r.add_argument("--classifier-steps", type=int, default=None)
-    r.add_argument("--gan-steps", type=int, default=None)
+    r.add_argument("--model-steps", type=int, default=None,
+                   help="training steps of the model (default: the preset's)")
     r.add_argument("--beam-workers", type=int, default=1)
     r.add_argument("--cache", action="store_true", help="reuse unchanged components' outputs")
     r.set_defaults(func=_run)
@@ -81,13 +90,15 @@ def register(subparsers):
     _add_vertex_args(c)
     c.add_argument("--raw", required=True, help="gs:// raw clips")
     c.add_argument("--image", required=True, help="container image with amc_tf installed")
+    _add_model_arg(c)
     c.add_argument("--preset", default="paper-natops", choices=sorted(configs.RUN_SETTINGS))
-    c.add_argument("--dataset", default="gestures", choices=["gestures", "faces"])
-    c.add_argument("--num-classes", type=int, default=24)
+    c.add_argument("--dataset", default=configs.DATASET, choices=datasets.names())
+    c.add_argument("--num-classes", type=int, default=None,
+                   help="accept only the first N classes of the raw data (default: all)")
     c.add_argument("--gpu-machine-type", default="a2-highgpu-1g")
     c.add_argument("--gpu-type", default="NVIDIA_TESLA_A100")
     c.add_argument("--gpu-count", type=int, default=1)
-    c.add_argument("--output", default="amc_gan_vertex.json")
+    c.add_argument("--output", default="vertex_pipeline.json")
     c.set_defaults(func=_compile_vertex)
 
     s = sub.add_parser("submit-vertex", help="submit a compiled spec as a Vertex PipelineJob")

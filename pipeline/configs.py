@@ -1,21 +1,33 @@
-"""Names, step counts and thresholds of the AMC-GAN pipeline, in one place (TFX template style)."""
+"""Names, step counts and thresholds of the pipeline, in one place (TFX template style)."""
 
 import dataclasses
 import os
 from typing import Optional
 
-PIPELINE_NAME = "amc_gan"
-# Vertex AI pipeline names must match [a-z0-9][a-z0-9-]{0,127}: no underscores there.
-VERTEX_PIPELINE_NAME = "amc-gan"
-MODEL_NAME = "amc_gan"
+from amc_tf.models.family import DEFAULT_FAMILY
+
 DATASET = "gestures"
+
+
+def model_name(family=DEFAULT_FAMILY):
+    """The pipeline's and the served model's name for a family: "amc-gan" -> "amc_gan"."""
+    return family.replace("-", "_")
+
+
+def vertex_pipeline_name(family=DEFAULT_FAMILY):
+    """Vertex AI pipeline names must match [a-z0-9][a-z0-9-]{0,127}: no underscores there."""
+    return family
+
+
+PIPELINE_NAME = model_name()
+MODEL_NAME = model_name()
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(REPO_ROOT, "schemas")
 
 # Trainer entry points, referenced by module path so no module file has to be uploaded (Vertex).
 CLASSIFIER_RUN_FN = "pipeline.modules.classifier_trainer.run_fn"
-GAN_RUN_FN = "pipeline.modules.gan_trainer.run_fn"
+MODEL_RUN_FN = "pipeline.modules.model_trainer.run_fn"
 
 # The Evaluator blesses a model whose generated videos are classified with at least this accuracy
 # (value threshold) and no worse than the last blessed model (change threshold).
@@ -33,12 +45,12 @@ class RunSettings:
     # A candidate may be at most this much less accurate than the baseline (absolute).
     eval_change_tolerance: float = 0.0
     augment_copies: int = 1
-    # None: the preset's own `train_steps` (amc_tf.config), the single source of the GAN's length.
-    gan_train_steps: Optional[int] = None
+    # None: the preset's own `train_steps` (the family's config), the single source of the length.
+    model_train_steps: Optional[int] = None
 
 
 RUN_SETTINGS = {
-    "test": RunSettings(classifier_train_steps=4, gan_train_steps=3,
+    "test": RunSettings(classifier_train_steps=4, model_train_steps=3,
                         eval_accuracy_threshold=0.0, eval_change_tolerance=1.0),
     # cpu: the 2-core demo. Gate at 3x chance for the default 12 gestures: every measured demo
     # run of the tuned preset passed it (37-75 %), the untuned preset's 10 % did not (README).
@@ -51,12 +63,12 @@ RUN_SETTINGS = {
 }
 
 
-def gan_train_steps(preset):
-    """GAN training steps of a pipeline run: the run setting, else the preset's own."""
-    steps = RUN_SETTINGS[preset].gan_train_steps
+def model_train_steps(family, preset):
+    """Training steps of the model in a pipeline run: the run setting, else the preset's own."""
+    steps = RUN_SETTINGS[preset].model_train_steps
     if steps is None:
-        from amc_tf.config import get_preset
-        steps = get_preset(preset).train_steps
+        from amc_tf.models import get_family
+        steps = get_family(family).config(preset).train_steps
     return steps
 
 

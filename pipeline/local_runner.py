@@ -1,4 +1,4 @@
-"""Runs the AMC-GAN pipeline on TFX's local engine (LocalDagRunner, SQLite MLMD).
+"""Runs the pipeline on TFX's local engine (LocalDagRunner, SQLite MLMD).
 
 Thin: gathers settings and calls `create_pipeline`. Two ways in:
   tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
@@ -7,31 +7,34 @@ Thin: gathers settings and calls `create_pipeline`. Two ways in:
 Everything a run writes stays under one home directory:
   <home>/pipeline_root/          artifacts of every component
   <home>/metadata/metadata.sqlite  the MLMD store
-  <home>/serving_model/amc_gan/<version>/  models pushed for TF Serving
+  <home>/serving_model/<model name>/<version>/  models pushed for TF Serving (amc_gan, ...)
 """
 
 import os
 from typing import List, Optional
 
+from amc_tf.models.family import DEFAULT_FAMILY
 from pipeline import configs
 
 # Environment the tfx CLI path reads (it executes this file).
 ENV_HOME = "AMC_HOME"                  # default ./amc_home
+ENV_MODEL = "AMC_MODEL"                # model family, default amc-gan
 ENV_PRESET = "AMC_PRESET"              # default cpu
 ENV_RAW = "AMC_RAW"                    # default <home>/raw
 ENV_DATASET = "AMC_DATASET"            # default gestures
 ENV_THRESHOLD = "AMC_EVAL_THRESHOLD"   # overrides the preset's accuracy threshold
-ENV_PIPELINE_NAME = "AMC_PIPELINE_NAME"  # default amc_gan
+ENV_PIPELINE_NAME = "AMC_PIPELINE_NAME"  # default: the model's name (amc_gan)
 ENV_BEAM_WORKERS = "AMC_BEAM_WORKERS"  # DirectRunner workers, default 1 (in-process)
 
 
-def home_layout(home):
+def home_layout(home, model=DEFAULT_FAMILY):
     home = os.path.abspath(home)
     return {
         "home": home,
+        "model": model,
         "pipeline_root": os.path.join(home, "pipeline_root"),
         "metadata_path": os.path.join(home, "metadata", "metadata.sqlite"),
-        "serving_model_dir": os.path.join(home, "serving_model", configs.MODEL_NAME),
+        "serving_model_dir": os.path.join(home, "serving_model", configs.model_name(model)),
     }
 
 
@@ -43,43 +46,42 @@ def local_beam_args(workers: int = 1) -> List[str]:
 
 def local_pipeline(home: str, preset: str = "cpu", raw_data_path: Optional[str] = None,
                    dataset: str = configs.DATASET, eval_accuracy_threshold: Optional[float] = None,
-                   pipeline_name: str = configs.PIPELINE_NAME, beam_workers: int = 1,
+                   pipeline_name: Optional[str] = None, beam_workers: int = 1,
                    classifier_train_steps: Optional[int] = None,
-                   gan_train_steps: Optional[int] = None, enable_cache: bool = False):
+                   model_train_steps: Optional[int] = None, enable_cache: bool = False,
+                   model: str = DEFAULT_FAMILY):
     """The pipeline for a local run with everything under `home`."""
     from tfx import v1 as tfx
 
-    from amc_tf.data import classes
     from pipeline.amc_pipeline import create_pipeline
 
     if preset not in configs.RUN_SETTINGS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(configs.RUN_SETTINGS)}")
     run = configs.RUN_SETTINGS[preset]
-    layout = home_layout(home)
+    layout = home_layout(home, model)
     raw_data_path = os.path.abspath(raw_data_path or os.path.join(layout["home"], "raw"))
     if not os.path.isdir(raw_data_path):
         raise FileNotFoundError(
             f"raw data directory {raw_data_path} does not exist; write synthetic clips with "
             f"`amc-tf synth {dataset} --out {raw_data_path}` or point --raw at your clips")
-    num_classes = classes.num_classes_in(raw_data_path, dataset)
     os.makedirs(os.path.dirname(layout["metadata_path"]), exist_ok=True)
     return create_pipeline(
-        pipeline_name=pipeline_name,
+        pipeline_name=pipeline_name or configs.model_name(model),
         pipeline_root=layout["pipeline_root"],
         raw_data_path=raw_data_path,
         dataset=dataset,
+        model=model,
         preset=preset,
-        num_classes=num_classes,
         classifier_run_fn=configs.CLASSIFIER_RUN_FN,
-        gan_run_fn=configs.GAN_RUN_FN,
+        model_run_fn=configs.MODEL_RUN_FN,
         classifier_train_steps=classifier_train_steps or run.classifier_train_steps,
-        gan_train_steps=gan_train_steps or configs.gan_train_steps(preset),
+        model_train_steps=model_train_steps or configs.model_train_steps(model, preset),
         eval_accuracy_threshold=(run.eval_accuracy_threshold if eval_accuracy_threshold is None
                                  else eval_accuracy_threshold),
         eval_change_tolerance=run.eval_change_tolerance,
         serving_model_dir=layout["serving_model_dir"],
         schema_path=configs.schema_path(dataset),
-        example_gen_config={"augment_copies": run.augment_copies, "num_classes": num_classes},
+        example_gen_config={"augment_copies": run.augment_copies},
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             layout["metadata_path"]),
         beam_pipeline_args=local_beam_args(beam_workers),
@@ -91,18 +93,19 @@ def run(**kwargs):
     """Builds and runs the local pipeline; returns the home layout."""
     from tfx import v1 as tfx
     tfx.orchestration.LocalDagRunner().run(local_pipeline(**kwargs))
-    return home_layout(kwargs["home"])
+    return home_layout(kwargs["home"], kwargs.get("model", DEFAULT_FAMILY))
 
 
 def settings_from_env():
     threshold = os.environ.get(ENV_THRESHOLD)
     return dict(
         home=os.environ.get(ENV_HOME, "amc_home"),
+        model=os.environ.get(ENV_MODEL, DEFAULT_FAMILY),
         preset=os.environ.get(ENV_PRESET, "cpu"),
         raw_data_path=os.environ.get(ENV_RAW) or None,
         dataset=os.environ.get(ENV_DATASET, configs.DATASET),
         eval_accuracy_threshold=float(threshold) if threshold else None,
-        pipeline_name=os.environ.get(ENV_PIPELINE_NAME, configs.PIPELINE_NAME),
+        pipeline_name=os.environ.get(ENV_PIPELINE_NAME) or None,
         beam_workers=int(os.environ.get(ENV_BEAM_WORKERS, "1")),
     )
 

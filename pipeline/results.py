@@ -105,7 +105,7 @@ def run_summary(layout, pipeline_name=None):
                                      evaluator["inputs"].get("baseline_model", [])]
     classifier = nodes.get("classifier_trainer")
     if classifier and classifier["outputs"].get("model"):
-        from amc_tf.training import CLASSIFIER_METRICS_FILE
+        from amc_tf.training.files import CLASSIFIER_METRICS_FILE
         path = os.path.join(classifier["outputs"]["model"][0]["uri"], "Format-Serving",
                             CLASSIFIER_METRICS_FILE)
         if os.path.exists(path):

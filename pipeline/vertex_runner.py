@@ -1,4 +1,4 @@
-"""Compiles the AMC-GAN pipeline for Vertex AI Pipelines (KubeflowV2DagRunner) and submits it.
+"""Compiles the pipeline for Vertex AI Pipelines (KubeflowV2DagRunner) and submits it.
 
 Thin: gathers the cloud settings and calls `create_pipeline`. Compiling needs no cloud access: the
 Trainers are referenced by module path (`run_fn`), so no module file is uploaded. The GAN Trainer
@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Optional
 
+from amc_tf.models.family import DEFAULT_FAMILY
 from pipeline import configs
 
 
@@ -22,7 +23,9 @@ class VertexSettings:
     image: str                    # container image with amc_tf installed (see README)
     preset: str = "paper-natops"
     dataset: str = "gestures"
-    num_classes: int = 24
+    model: str = DEFAULT_FAMILY
+    # Classes ExampleGen accepts (the first N of classes.txt); None: all it lists.
+    num_classes: Optional[int] = None
     gpu_machine_type: str = "a2-highgpu-1g"
     gpu_type: str = "NVIDIA_TESLA_A100"
     gpu_count: int = 1
@@ -39,7 +42,7 @@ class VertexSettings:
             raise ValueError(f"gpu_count must be >= 1, got {self.gpu_count}")
         if self.serving_model_dir is None:
             self.serving_model_dir = f"{self.pipeline_root.rstrip('/')}/serving_model/" \
-                                     f"{configs.MODEL_NAME}"
+                                     f"{configs.model_name(self.model)}"
 
 
 def dataflow_beam_args(settings: VertexSettings):
@@ -56,7 +59,7 @@ def dataflow_beam_args(settings: VertexSettings):
 
 
 def vertex_training_args(settings: VertexSettings):
-    """Vertex AI custom-job spec for the GAN Trainer: one GPU machine, MirroredStrategy inside."""
+    """Vertex AI custom-job spec for the model Trainer: one GPU machine, MirroredStrategy inside."""
     return {
         "project": settings.project,
         "worker_pool_specs": [{
@@ -76,23 +79,25 @@ def build_pipeline(settings: VertexSettings):
     run = configs.RUN_SETTINGS[settings.preset]
     schema = os.path.join(settings.container_repo_root, "schemas", settings.dataset,
                           "schema.pbtxt")
+    example_gen_config = {"augment_copies": run.augment_copies}
+    if settings.num_classes is not None:
+        example_gen_config["num_classes"] = settings.num_classes
     return create_pipeline(
-        pipeline_name=configs.VERTEX_PIPELINE_NAME,
+        pipeline_name=configs.vertex_pipeline_name(settings.model),
         pipeline_root=settings.pipeline_root,
         raw_data_path=settings.raw_data_path,
         dataset=settings.dataset,
+        model=settings.model,
         preset=settings.preset,
-        num_classes=settings.num_classes,
         classifier_run_fn=configs.CLASSIFIER_RUN_FN,
-        gan_run_fn=configs.GAN_RUN_FN,
+        model_run_fn=configs.MODEL_RUN_FN,
         classifier_train_steps=run.classifier_train_steps,
-        gan_train_steps=configs.gan_train_steps(settings.preset),
+        model_train_steps=configs.model_train_steps(settings.model, settings.preset),
         eval_accuracy_threshold=run.eval_accuracy_threshold,
         eval_change_tolerance=run.eval_change_tolerance,
         serving_model_dir=settings.serving_model_dir,
         schema_path=schema,
-        example_gen_config={"augment_copies": run.augment_copies,
-                            "num_classes": settings.num_classes},
+        example_gen_config=example_gen_config,
         beam_pipeline_args=dataflow_beam_args(settings),
         vertex_training_args=vertex_training_args(settings),
         vertex_region=settings.region,
@@ -112,14 +117,15 @@ def compile_pipeline(settings: VertexSettings, output_path: str):
 
 
 def build_pipeline_job(spec_path: str, project: str, region: str, pipeline_root: str,
-                       credentials=None, enable_caching: bool = False):
+                       credentials=None, enable_caching: bool = False,
+                       display_name: Optional[str] = None):
     """The `aiplatform.PipelineJob` for a compiled spec (not yet submitted)."""
     from google.cloud import aiplatform
     if credentials is None:
         import google.auth
         credentials, _ = google.auth.default()
     return aiplatform.PipelineJob(
-        display_name=configs.VERTEX_PIPELINE_NAME,
+        display_name=display_name or _spec_pipeline_name(spec_path),
         template_path=spec_path,
         pipeline_root=pipeline_root,
         project=project,
@@ -129,6 +135,14 @@ def build_pipeline_job(spec_path: str, project: str, region: str, pipeline_root:
     )
 
 
+def _spec_pipeline_name(spec_path):
+    """The pipeline name a compiled spec carries (pipelineInfo.name)."""
+    import json
+    import tensorflow as tf
+    with tf.io.gfile.GFile(spec_path) as f:
+        return json.loads(f.read())["pipelineSpec"]["pipelineInfo"]["name"]
+
+
 def submit(spec_path: str, project: str, region: str, pipeline_root: str,
            service_account: Optional[str] = None):
     """Builds the PipelineJob and submits it to Vertex AI (needs Google Cloud credentials)."""
@@ -136,8 +150,3 @@ def submit(spec_path: str, project: str, region: str, pipeline_root: str,
     job.submit(service_account=service_account)
     return job
 
-
-if __name__ == "__main__":
-    import sys
-    from pipeline.cli import main
-    sys.exit(main(["compile-vertex"] + sys.argv[1:]))

@@ -47,8 +47,9 @@ def generate(args):
     if args.contact_sheet:
         written.append(client.write_contact_sheet(video, args.contact_sheet))
     name = metadata["class_names"][client.resolve_class(args.motion, metadata["class_names"])]
-    print(f"generated {video.shape[0]} frames of {name!r} (seed {args.seed}), velocity "
-          f"{tuple(velocity.shape)}: {', '.join(written)}")
+    drawn = "" if velocity is None else f", velocity {tuple(velocity.shape)}"
+    print(f"generated {video.shape[0]} frames of {name!r} (seed {args.seed}){drawn}: "
+          f"{', '.join(written)}")
     return 0
 
 
@@ -73,7 +74,9 @@ def register(subparsers):
 
     g = subparsers.add_parser("generate", help="ask a model server for a video (gRPC)")
     g.add_argument("--server", default="127.0.0.1:8500", help="gRPC HOST:PORT")
-    g.add_argument("--image", required=True, help="appearance image (PNG/JPEG)")
+    g.add_argument("--image", default=None,
+                   help="appearance image (PNG/JPEG), for models that take one (the model's "
+                        "metadata says)")
     g.add_argument("--motion", required=True, help="motion class name or id")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="output GIF (an MP4 is written beside it)")

@@ -110,32 +110,44 @@ def predict(server, inputs, model_name=DEFAULT_MODEL_NAME, signature="generate",
 
 
 def generate_video(server, image, motion, seed=0, model_name=DEFAULT_MODEL_NAME,
-                   signature="generate", velocity=None, timeout=DEFAULT_TIMEOUT_S,
-                   metadata=None):
-    """Generates one video over gRPC.
+                   velocity=None, timeout=DEFAULT_TIMEOUT_S, metadata=None):
+    """Generates one video over gRPC, with the inputs the model's metadata says it takes.
 
     Args:
       server: "host:port" of the gRPC endpoint.
-      image: appearance as a PNG/JPEG path or a uint8 (H, W, 3) array.
+      image: appearance as a PNG/JPEG path or a uint8 (H, W, 3) array; required by models that
+        generate from an appearance, ignored (may be None) by the others.
       motion: class id or class name.
       seed: same seed and inputs give the same video.
-      velocity: float32 (T-1, 2k) for `generate_with_velocity`; None samples from the bank.
+      velocity: float32 (T-1, 2k) for `generate_with_velocity` (models with velocities); None
+        lets the model draw them from its bank.
       metadata: the model's metadata if already fetched (saves one call).
 
     Returns:
-      (video uint8 (T, H, W, 3) with frame 0 the appearance, velocity float32 (T-1, 2k)).
+      (video uint8 (T, H, W, 3) with frame 0 the appearance where there is one, velocity float32
+      (T-1, 2k) or None for models without velocities).
     """
     metadata = metadata or get_metadata(server, model_name, timeout)
-    appearance = load_image(image, int(metadata["frame_size"]))
-    inputs = {"appearance": appearance[None],
-              "motion_class": np.array([resolve_class(motion, metadata["class_names"])],
+    signature = "generate"
+    known = metadata["signature_inputs"]
+    if velocity is not None:
+        signature = "generate_with_velocity"
+        if signature not in known:
+            raise ValueError(f"model {metadata['model']!r} takes no velocities")
+    values = {"motion_class": np.array([resolve_class(motion, metadata["class_names"])],
                                        np.int32),
               "seed": np.array([seed], np.int64)}
     if velocity is not None:
-        signature = "generate_with_velocity"
-        inputs["velocity"] = np.asarray(velocity, np.float32)[None]
+        values["velocity"] = np.asarray(velocity, np.float32)[None]
+    if "appearance" in known[signature]:
+        if image is None:
+            raise ValueError(f"model {metadata['model']!r} generates from an appearance: give "
+                             f"an image")
+        values["appearance"] = load_image(image, int(metadata["frame_size"]))[None]
+    inputs = {name: values[name] for name in known[signature]}
     outputs = predict(server, inputs, model_name, signature, timeout=timeout)
-    return outputs["video"][0], outputs["velocity"][0]
+    velocity = outputs.get("velocity")
+    return outputs["video"][0], None if velocity is None else velocity[0]
 
 
 def write_gif(video, path, fps=8):

@@ -7,9 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from amc_tf.data import adapters, classes, clip_rules, features, keypoints, preprocess, synthetic
+from amc_tf.data import (adapters, classes, clip_rules, datasets, features, keypoints, preprocess,
+                         synthetic)
 
-K = features.NUM_KEYPOINTS["faces"]
+STYLE = datasets.get("faces")
+K = STYLE.num_keypoints
 COPIES = 2
 GOOD = 12
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "schemas", "faces", "schema.pbtxt")
@@ -80,7 +82,7 @@ def examples(processed):
 
 
 def _load(raw, clip):
-    ref = [r for r in adapters.list_clips("faces", raw) if r["clip"] == clip][0]
+    ref = [r for r in STYLE.list_clips(raw) if r["clip"] == clip][0]
     return adapters.load_face_clip(ref, classes.EMOTIONS, 32)
 
 
@@ -137,7 +139,7 @@ def test_peak_frame_is_frame_23_at_the_chosen_stride(raw, examples):
         expected = raw_clip.points[idx][:, list(keypoints.FACE_LANDMARK_IDS)]
         got = ex[features.KEYPOINTS].reshape(32, K, 2)
         if clip_id.endswith(":flip"):
-            got = clip_rules.flip(np.zeros((1, 1, 1, 3)), got, "faces")[1]
+            got = clip_rules.flip(np.zeros((1, 1, 1, 3)), got, STYLE.flip_map)[1]
         # The crop is a translation and one scale: fit the scale, the residual must vanish.
         a, b = (expected - expected[23]).ravel(), (got - got[23]).ravel()
         scale = a @ b / (a @ a)
@@ -154,7 +156,8 @@ def test_face_flip_swaps_mirrored_landmarks():
     for j, src in enumerate(keypoints.FACE_FLIP):
         assert order[src] + 1 == pairs[order[j] + 1]
     points = np.random.default_rng(0).uniform(0, 63, (32, K, 2))
-    _, mirrored = clip_rules.flip(np.zeros((32, 64, 64, 3), np.uint8), points, "faces")
+    _, mirrored = clip_rules.flip(np.zeros((32, 64, 64, 3), np.uint8), points,
+                                  STYLE.flip_map)
     np.testing.assert_allclose(mirrored[:, 0, 0], 63 - points[:, 2, 0])
     np.testing.assert_allclose(mirrored[:, 1], [[63, 0]] - points[:, 1] * [1, -1])
 

@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from amc_tf.data import adapters, clip_rules, features, keypoints, preprocess, synthetic
+from amc_tf.data import adapters, clip_rules, datasets, features, keypoints, preprocess, synthetic
 
-K = features.NUM_KEYPOINTS["gestures"]
+STYLE = datasets.get("gestures")
+K = STYLE.num_keypoints
 NUM_CLASSES = 6
 COPIES = 2
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "schemas", "gestures", "schema.pbtxt")
@@ -87,7 +88,7 @@ def test_synthetic_gestures_are_deterministic_and_decodable(tmp_path):
     a = synthetic.write_gestures(str(tmp_path / "a"), clips=2, seed=11, num_classes=2)
     synthetic.write_gestures(str(tmp_path / "b"), clips=2, seed=11, num_classes=2)
     synthetic.write_gestures(str(tmp_path / "c"), clips=2, seed=12, num_classes=2)
-    refs = {d: adapters.list_clips("gestures", str(tmp_path / d)) for d in "abc"}
+    refs = {d: STYLE.list_clips(str(tmp_path / d)) for d in "abc"}
     assert [r["clip"] for r in refs["a"]] == a
     names = ["raise_both_arms", "raise_one_arm"]
     clips = {d: [adapters.load_gesture_clip(r, names, 32) for r in refs[d]] for d in "abc"}
@@ -105,7 +106,7 @@ def test_synthetic_gestures_are_deterministic_and_decodable(tmp_path):
 
 def test_gesture_classes_have_distinct_wrist_trajectories():
     body = dict(synthetic._subject_body(np.random.default_rng(0)), chest=(160.0, 105.0))
-    names = synthetic.classes.class_names("gestures", 12)
+    names = STYLE.class_names(num_classes=12)
     tracks = []
     for name in names:
         joints = synthetic.gesture_joints(name, 64, np.random.default_rng(1), body)
@@ -160,7 +161,7 @@ def test_flip_mirrors_keypoints_and_swaps_joints(examples):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (32, 64, 64, 3), dtype=np.uint8)
     points = rng.uniform(0, 63, (32, K, 2))
-    mirrored_frames, mirrored = clip_rules.flip(frames, points, "gestures")
+    mirrored_frames, mirrored = clip_rules.flip(frames, points, STYLE.flip_map)
     np.testing.assert_array_equal(mirrored_frames[:, :, ::-1], frames)
     for name in j:
         other = name.replace("l_", "#").replace("r_", "l_").replace("#", "r_")
@@ -170,8 +171,8 @@ def test_flip_mirrors_keypoints_and_swaps_joints(examples):
 
 def test_stride_sampling_starts_at_the_neutral_frame(raw, examples):
     """NATOPS rule: 32 frames from the clip's first frame at stride 1-3; geometry is preserved."""
-    refs = {r["clip"]: r for r in adapters.list_clips("gestures", raw)}
-    names = synthetic.classes.class_names("gestures", NUM_CLASSES)
+    refs = {r["clip"]: r for r in STYLE.list_clips(raw)}
+    names = STYLE.class_names(num_classes=NUM_CLASSES)
     strides = set()
     for ex in (examples["train"] + examples["eval"])[:12]:
         clip_id = ex[features.CLIP_ID].decode()
@@ -182,7 +183,7 @@ def test_stride_sampling_starts_at_the_neutral_frame(raw, examples):
         sampled = raw_points[np.arange(32) * stride]
         got = ex[features.KEYPOINTS].reshape(32, K, 2)
         if clip_id.endswith(":flip"):
-            got = clip_rules.flip(np.zeros((1, 1, 1, 3)), got, "gestures")[1]
+            got = clip_rules.flip(np.zeros((1, 1, 1, 3)), got, STYLE.flip_map)[1]
         scale = features.FRAME_SIZE / clip_rules.GESTURE_CROP
         np.testing.assert_allclose(got - got[:1], (sampled - sampled[:1]) * scale, atol=1e-3)
     assert strides <= {1, 2, 3} and len(strides) >= 2
@@ -201,9 +202,9 @@ def test_sample_indices_follow_the_anchor_and_stride():
     assert clip_rules.strides_that_fit(n, 70, 23) == [1, 2, 3]
     assert clip_rules.strides_that_fit(n, 80, 23) == [1, 2]
     for stride in (1, 2, 3):
-        video, _ = clip_rules.make_clip("faces", clip, stride, flipped=False)
+        video, _ = clip_rules.make_clip(datasets.get("faces"), clip, stride, flipped=False)
         np.testing.assert_array_equal(video[:, 32, 32, 0], 70 + stride * (np.arange(32) - 23))
-        video, _ = clip_rules.make_clip("gestures", clip, stride, flipped=False)
+        video, _ = clip_rules.make_clip(STYLE, clip, stride, flipped=False)
         np.testing.assert_array_equal(video[:, 32, 32, 0], stride * np.arange(32))
 
 
@@ -293,7 +294,7 @@ def test_video_example_gen_executor(raw, tmp_path):
 
 
 def test_cli_synth_preprocess_contact_sheet(tmp_path):
-    from amc_tf import cli
+    from amc_app import cli
     raw, out, png = str(tmp_path / "raw"), str(tmp_path / "out"), str(tmp_path / "sheet.png")
     assert cli.main(["synth", "gestures", "--out", raw, "--clips", "8", "--num-classes", "4",
                      "--seed", "2"]) == 0

@@ -16,6 +16,13 @@ def test_demo_runs_pipeline_serves_and_writes_videos(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "generated-video accuracy" in out.stdout
+    # The console shows stages and components; the libraries' stderr chatter goes to the log.
+    for component in ("VideoExampleGen", "model_trainer", "Evaluator", "Pusher"):
+        assert f"[demo]   {component} finished" in out.stdout, component
+    for noise in ("cuInit", "cuda", "Discarding unparseable", "ran out of data"):
+        assert noise not in out.stderr, (noise, out.stderr[-2000:])
+    log = (home / "logs" / "demo.log").read_text()
+    assert "Component Pusher is finished" in log
 
     with open(home / "demo_report.json") as f:
         report = json.load(f)

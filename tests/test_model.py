@@ -1,22 +1,34 @@
 """Model tests: appendix tensor sizes, Gram / ranking by hand, Table 2's gradient rule,
-ablation switches, the B.3 input rule, saving, a paper-preset train step."""
+ablation switches, the B.3 input rule, saving, a paper-preset train step, the networks'
+own hyper-parameters."""
 
+import inspect
 import json
+import os
+import re
 import time
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from amc_tf import losses
-from amc_tf.config import ABLATIONS, AMCConfig, apply_ablation, get_preset
-from amc_tf.models import (AppearanceDiscriminator, ConvLSTMCell, Generator, MotionClassifier,
-                           MotionDiscriminator, classifier_input, load_generator, save_model)
-from amc_tf.models.amcgan import AMCGAN
-from amc_tf.training.testing import random_model_batch
+from amc_tf.models.amc_gan.config import ABLATIONS, AMCConfig, apply_ablation, get_preset
+from amc_tf.models.amc_gan.discriminators import (AppearanceDiscriminator, MotionDiscriminator,
+                                                  build_appearance_discriminator,
+                                                  build_motion_discriminator)
+from amc_tf.models.amc_gan.generator import Generator, build_generator
+from amc_tf.models.amc_gan.model import AMCGAN, generator_inputs
+from amc_tf.models.classifier import MotionClassifier, build_classifier, classifier_input
+from amc_tf.models.convlstm import ConvLSTMCell
+from amc_tf.models.saving import load_classifier, load_generator, save_model
+from fixtures import random_model_batch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def generator_inputs(batch):
+def conditions_of(batch):
     return {"appearance": batch["video"][:, 0], "motion_class": batch["motion_class"],
             "velocity": batch["velocity"], "noise": batch["noise"]}
 
@@ -54,13 +66,79 @@ def test_convlstm_cell_one_step():
     assert cell.kernel.shape == (3, 3, 3 + 5, 20)
 
 
+# ---------------------------------------------------------------------- networks' arguments
+# Each network with its own hyper-parameters (small, unlike any preset), and what it returns.
+NETWORKS = {
+    Generator: (dict(num_frames=8, frame_size=16, num_classes=3, num_keypoints=2, noise_dim=5,
+                     encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
+                     leaky_relu_slope=0.1, sync_batchnorm=False),
+                lambda out: out.shape == (1, 7, 16, 16, 3)),
+    AppearanceDiscriminator: (
+        dict(num_frames=8, frame_size=16, frame_filters=(2, 4, 4), deconv_filters=4,
+             head_filters=(4, 8), fc_units=4, kernel_size=4, leaky_relu_slope=0.1,
+             sync_batchnorm=False),
+        lambda out: out["logits"].shape == (1, 6)),
+    MotionDiscriminator: (
+        dict(num_frames=8, frame_size=16, num_classes=3, num_keypoints=2,
+             frame_filters=(2, 4, 4), head_filters=2, rf_filters=2, fc_units=4,
+             class_logit_norm=True, kernel_size=4, lstm_kernel_size=3, leaky_relu_slope=0.1,
+             sync_batchnorm=False),
+        lambda out: (out["logits"].shape, out["class_logits"].shape, out["velocity"].shape) ==
+        ((1,), (1, 3), (1, 7, 4))),
+    MotionClassifier: (dict(num_classes=3, num_frames=8, frame_size=16, filters=(2, 4, 4, 8),
+                            strides=(2, 2, 2, 4), fc_units=4, dropout=0.5, leaky_relu_slope=0.1,
+                            sync_batchnorm=False),
+                       lambda out: out.shape == (1, 3)),
+}
+
+
+@pytest.mark.parametrize("network", list(NETWORKS), ids=lambda n: n.__name__)
+def test_networks_take_their_own_hyper_parameters(network):
+    """Keras-layer style: named constructor arguments, get_config() is exactly them (plus
+    keras.Model's name / trainable / dtype), and from_config rebuilds the same network."""
+    args, output_ok = NETWORKS[network]
+    net = network(**args)
+    assert output_ok(net(net.dummy_inputs()))
+    config = net.get_config()
+    assert {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")} == args
+    named = [p for p in inspect.signature(network.__init__).parameters
+             if p not in ("self", "kwargs")]
+    assert set(named) == set(args)
+    stored = json.loads(json.dumps(config))                   # what a .keras file holds
+    assert network.from_config(stored).get_config() == config
+
+
+def test_no_network_reads_table4_flags():
+    """Table 4's ablations are applied by AMCGAN / generator_inputs, not inside the layers."""
+    layer_files = [os.path.join(ROOT, "amc_tf", "models", name) for name in
+                   ("common.py", "convlstm.py", "classifier.py", "amc_gan/generator.py",
+                    "amc_gan/discriminators.py")]
+    for path in layer_files:
+        with open(path) as f:
+            assert not re.findall(r"\buse_\w+", f.read()), path
+
+
+def test_builders_read_only_their_fields_and_old_files_still_load():
+    c = get_preset("test")
+    # build_classifier takes any family's config: only these fields are read.
+    fields = ("num_classes", "num_frames", "frame_size", "leaky_relu_slope", "sync_batchnorm",
+              "clf_filters", "clf_strides", "clf_fc_units", "clf_dropout")
+    other_family = types.SimpleNamespace(**{f: getattr(c, f) for f in fields})
+    assert build_classifier(other_family, name="clf").get_config() == \
+        build_classifier(c, name="clf").get_config()
+    # Files saved when the networks took the whole AMCConfig ({"config": AMCConfig dict}).
+    for network, build in ((Generator, build_generator), (MotionClassifier, build_classifier)):
+        old = {"name": "old", "trainable": True, "dtype": "float32", "config": c.to_dict()}
+        assert network.from_config(old).get_config() == build(c, name="old").get_config()
+
+
 # ---------------------------------------------------------------------- paper tensor sizes
 @pytest.mark.parametrize("preset", ["paper-mug", "paper-natops"])
 def test_paper_tensor_sizes(preset):
     c = get_preset(preset)
     batch = random_model_batch(c, 1)
-    g = Generator(c)
-    out = g(generator_inputs(batch))
+    g = build_generator(c)
+    out = g(conditions_of(batch))
     assert out.shape == (1, 31, 64, 64, 3)
     assert float(tf.reduce_max(tf.abs(out))) <= 1.0
     phi, skips = g.encode(batch["video"][:, 0])
@@ -69,14 +147,14 @@ def test_paper_tensor_sizes(preset):
     h = tf.zeros((31, 8, 8, 256))
     assert g.skip_concat(h, phi, batch["noise"]).shape == (31, 8, 8, 512 + c.noise_dim)
 
-    da = AppearanceDiscriminator(c)
+    da = build_appearance_discriminator(c)
     out = da({"appearance": batch["video"][:, 0], "video": batch["video"]})
     assert out["logits"].shape == (1, 30)                                # one per x_{t-1:t+1}
     codes = da.encode_frames(batch["video"])
     assert codes[-1].shape == (1, 32, 8, 8, 256)
     assert [f.shape[2:] for f in out["features"]] == [(32, 32, 64), (16, 16, 128)]
 
-    dm = MotionDiscriminator(c)
+    dm = build_motion_discriminator(c)
     out = dm({"video": batch["video"], "motion_class": batch["motion_class"]})
     assert out["logits"].shape == (1,)
     assert out["class_logits"].shape == (1, c.num_classes)              # ŷ^l_m ∈ R^c
@@ -84,7 +162,7 @@ def test_paper_tensor_sizes(preset):
     assert float(tf.reduce_max(tf.abs(out["velocity"]))) <= 1.0          # tanh head
     assert [f.shape[1:] for f in out["features"]] == [(31, 32, 32, 64), (31, 16, 16, 128)]
 
-    clf = MotionClassifier(c)
+    clf = build_classifier(c)
     assert clf.embed(batch["video"]).shape[1:] == (1, 2, 2, 512)         # φ(x) 2x2x512, B.3
     assert clf(batch["video"]).shape == (1, c.num_classes)
 
@@ -173,9 +251,9 @@ def test_cpu_options_outside_the_paper():
     gan.config = base
     np.testing.assert_allclose(on_total - gan.total_losses(dict(terms))[1],
                                7.0 * terms["l1_motion"], rtol=1e-4, atol=1e-5)
-    dm_on = MotionDiscriminator(on)
+    dm_on = build_motion_discriminator(on)
     dm_on.build()
-    dm_base = MotionDiscriminator(base)
+    dm_base = build_motion_discriminator(base)
     dm_base.build()
     names = lambda dm: {w.path.split("/")[-2] for w in dm.weights}
     assert "class_bn2" in names(dm_base) and "class_bn2" not in names(dm_on)
@@ -257,7 +335,7 @@ def test_table2_gradient_rule():
 
 
 def test_mismatched_conditions_differ():
-    from amc_tf.models.amcgan import mismatch_indices
+    from amc_tf.models.amc_gan.model import mismatch_indices
     keys = tf.constant([0, 0, 1, 1, 2, 0], tf.int32)
     for _ in range(5):
         idx = mismatch_indices(keys).numpy()
@@ -275,11 +353,13 @@ def test_each_ablation_switch_changes_what_it_should():
                  velocity=-batch["velocity"])
 
     def sensitivity(config):
-        g = Generator(config)
-        ref = g(generator_inputs(batch)).numpy()
-        app = g(dict(generator_inputs(batch), appearance=other["video"][:, 0])).numpy()
-        mot = g(dict(generator_inputs(batch), motion_class=other["motion_class"],
-                     velocity=other["velocity"])).numpy()
+        # The ablation is applied by the caller (generator_inputs), not inside the generator.
+        g = build_generator(config)
+        generate = lambda conditions: g(generator_inputs(conditions, config)).numpy()
+        ref = generate(conditions_of(batch))
+        app = generate(dict(conditions_of(batch), appearance=other["video"][:, 0]))
+        mot = generate(dict(conditions_of(batch), motion_class=other["motion_class"],
+                            velocity=other["velocity"]))
         return np.abs(app - ref).max(), np.abs(mot - ref).max()
 
     app, mot = sensitivity(base)
@@ -313,6 +393,13 @@ def test_each_ablation_switch_changes_what_it_should():
         c, gan, fakes, t, d, g = run(name)
         assert set(fakes) == {"fake"}
         assert (t["rank"] == 0).all() and (t["d_mismatched"] == 0).all()
+    # "No y": AMCGAN gives D_a / D_m a zero y_a code and D_m the zero one-hot.
+    gan = AMCGAN(apply_ablation(base, "no-y"))
+    gan.build()
+    codes = gan.motion_discriminator.encode_frames(batch["video"])[-1]
+    assert not np.any(gan.appearance_code(codes).numpy())
+    score = lambda classes: gan.motion_score(codes, classes, False)["logits"].numpy()
+    np.testing.assert_array_equal(score(batch["motion_class"]), score(other["motion_class"]))
     c, gan, fakes, t, d, g = run("no-daux")
     np.testing.assert_allclose(d, c.w_gan * t["d_adv"], rtol=1e-6)
     c, gan, fakes, t, d, g = run("no-gaux")
@@ -333,28 +420,47 @@ def test_each_ablation_switch_changes_what_it_should():
 
 # ---------------------------------------------------------------------- classifier (B.3)
 def test_classifier_input_rule_t32():
-    c = get_preset("paper-mug")
     video = np.broadcast_to(np.arange(32, dtype=np.float32)[None, :, None, None, None],
                             (1, 32, 64, 64, 3))
-    frames = classifier_input(tf.constant(video), c).numpy()[0, :, 0, 0, 0]
+    frames = classifier_input(tf.constant(video)).numpy()[0, :, 0, 0, 0]
     # Drop the first 4 frames, pad the first and the last remaining frame twice: 32 frames.
     assert frames.tolist() == [4, 4] + list(range(4, 32)) + [31, 31]
 
 
 def test_classifier_input_rule_other_lengths():
-    c = get_preset("cpu")                                        # T = 16 from 32-frame clips
-    video = np.broadcast_to(np.arange(32, dtype=np.float32)[None, :, None, None, None],
-                            (1, 32, 64, 64, 3))
-    full = classifier_input(tf.constant(video), c).numpy()[0, :, 0, 0, 0]
-    assert full.tolist() == [4] + list(range(4, 32, 2)) + [30]
-    short = classifier_input(tf.constant(video[:, ::2]), c).numpy()[0, :, 0, 0, 0]
-    assert short.tolist() == full.tolist()
+    # T = 16 (the cpu preset: every 2nd of 32 frames): drop T/8 = 2, pad one frame each side.
+    video = np.broadcast_to(np.arange(0, 32, 2, dtype=np.float32)[None, :, None, None, None],
+                            (1, 16, 32, 32, 3))
+    frames = classifier_input(tf.constant(video)).numpy()[0, :, 0, 0, 0]
+    assert frames.tolist() == [4] + list(range(4, 32, 2)) + [30]
+
+
+def test_classifier_round_trips(tmp_path):
+    c = get_preset("test")
+    clf = build_classifier(c)
+    video = random_model_batch(c, 2)["video"]
+    logits = clf(video)
+    save_model(clf, str(tmp_path / "classifier.keras"))
+    np.testing.assert_allclose(load_classifier(str(tmp_path))(video).numpy(), logits.numpy(),
+                               atol=1e-6)
+
+
+def test_classifier_takes_only_prepared_videos():
+    """Frame stride and resizing are amc_tf.inputs' job: a clip of another length or size is
+    an error, not silently subsampled."""
+    c = get_preset("test")
+    clf = build_classifier(c)
+    clf.build()
+    for shape in ((1, 2 * c.num_frames, c.frame_size, c.frame_size, 3),
+                  (1, c.num_frames, 2 * c.frame_size, 2 * c.frame_size, 3)):
+        with pytest.raises(ValueError, match="the classifier takes videos"):
+            clf(tf.zeros(shape))
 
 
 # ---------------------------------------------------------------------- serving contract
 def test_generator_traces_with_fixed_signature_and_round_trips(tmp_path):
     c = get_preset("test")
-    g = Generator(c)
+    g = build_generator(c)
     g.build()
     spec = {
         "appearance": tf.TensorSpec((None, c.frame_size, c.frame_size, 3), tf.float32),
@@ -364,13 +470,13 @@ def test_generator_traces_with_fixed_signature_and_round_trips(tmp_path):
     }
     fn = tf.function(lambda x: g(x, training=False), input_signature=[spec])
     batch = random_model_batch(c, 3)
-    out = fn(generator_inputs(batch))
+    out = fn(conditions_of(batch))
     assert out.shape == (3, c.num_frames - 1, c.frame_size, c.frame_size, 3)
     assert out.dtype == tf.float32
     path = save_model(g, str(tmp_path / "generator.keras"))
     g2 = load_generator(str(tmp_path))
-    np.testing.assert_allclose(g2(generator_inputs(batch)).numpy(), out.numpy(), atol=1e-6)
-    assert json.loads(json.dumps(g2.get_config()))["config"]["name"] == "test"
+    np.testing.assert_allclose(g2(conditions_of(batch)).numpy(), out.numpy(), atol=1e-6)
+    assert json.loads(json.dumps(g2.get_config())) == json.loads(json.dumps(g.get_config()))
     assert path.endswith("generator.keras")
 
 

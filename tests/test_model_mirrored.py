@@ -18,9 +18,8 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    from amc_tf.config import get_preset
-    from amc_tf.models.amcgan import AMCGAN
-    from amc_tf.training.train import _state_variables
+    from amc_tf.models.amc_gan.config import get_preset
+    from amc_tf.models.amc_gan.model import AMCGAN
 
     # "pairs": y' of clip i is clip i^1, the same pairing within each replica's half batch.
     c = get_preset("test").replace(batch_size=4, mismatch_mode="pairs", steps_per_epoch=1)
@@ -36,6 +35,12 @@ SCRIPT = textwrap.dedent("""
              for k, v in batch.items()}
     ds = tf.data.Dataset.from_tensors(batch).repeat()
 
+    def state_variables(gan):
+        # The three networks' weights (BN statistics included) and both optimizers' state.
+        nets = [gan.generator, gan.appearance_discriminator, gan.motion_discriminator]
+        return [v for net in nets for v in net.weights] + \
+            list(gan.g_optimizer.variables) + list(gan.d_optimizer.variables)
+
     def run(strategy, init=None, warmup=False):
         with strategy.scope():
             gan = AMCGAN(c)
@@ -45,7 +50,7 @@ SCRIPT = textwrap.dedent("""
                         d_optimizer=keras.optimizers.SGD(0.1))
             gan.build_all()
         gan.reconstruction_warmup = warmup     # the cpu preset's G-only warm-up step
-        variables = _state_variables(gan)
+        variables = state_variables(gan)
         if init is not None:
             for v, value in zip(variables, init):
                 v.assign(value)

@@ -1,4 +1,4 @@
-"""The AMC-GAN TFX pipeline: DAG shape, Vertex compile (offline), and full local runs (slow)."""
+"""The TFX pipeline (AMC-GAN family): DAG shape, Vertex compile (offline), and full local runs (slow)."""
 import json
 import os
 import subprocess
@@ -13,11 +13,19 @@ VENV_BIN = os.path.dirname(sys.executable)
 
 @pytest.fixture(scope="module")
 def tiny_raw(tmp_path_factory):
-    """A tiny synthetic gestures set: every class, a few subjects."""
+    """A tiny synthetic gestures set (every class, a few subjects) whose classes.txt names its
+    own labels, as real NATOPS exports do: the served model must carry these names."""
     from amc_tf.data import synthetic
     raw = tmp_path_factory.mktemp("raw")
     synthetic.write_gestures(str(raw), clips=24, seed=3, num_classes=4)
+    names = (raw / "classes.txt").read_text().split()
+    (raw / "classes.txt").write_text("".join(f"natops_{n}\n" for n in names))
+    for path in raw.glob("*/*.json"):
+        annotation = json.loads(path.read_text())
+        annotation["label"] = "natops_" + annotation["label"]
+        path.write_text(json.dumps(annotation))
     return str(raw)
+
 
 
 def test_create_pipeline_dag(tiny_raw, tmp_path):
@@ -27,17 +35,20 @@ def test_create_pipeline_dag(tiny_raw, tmp_path):
     ids = [c.id for c in pipeline.components]
     assert sorted(ids) == sorted([
         "VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-        "classifier_trainer", "gan_trainer", "latest_blessed_model_resolver", "Evaluator",
+        "classifier_trainer", "model_trainer", "latest_blessed_model_resolver", "Evaluator",
         "Pusher"])
     # Topological order: the workflow reads ExampleGen → ... → Trainers → Evaluator → Pusher.
     for before, after in [("VideoExampleGen", "StatisticsGen"), ("StatisticsGen", "ExampleValidator"),
-                          ("classifier_trainer", "gan_trainer"), ("gan_trainer", "Evaluator"),
+                          ("classifier_trainer", "model_trainer"), ("model_trainer", "Evaluator"),
                           ("latest_blessed_model_resolver", "Evaluator"), ("Evaluator", "Pusher")]:
         assert ids.index(before) < ids.index(after), (before, after, ids)
     by_id = {c.id: c for c in pipeline.components}
-    gan = by_id["gan_trainer"]
-    assert gan.exec_properties["run_fn"] == configs.GAN_RUN_FN
-    assert "base_model" in gan.inputs
+    trainer = by_id["model_trainer"]
+    assert trainer.exec_properties["run_fn"] == configs.MODEL_RUN_FN
+    assert "base_model" in trainer.inputs
+    # The class names reach the Trainers through ExampleGen's artifact, not the pipeline.
+    assert json.loads(trainer.exec_properties["custom_config"]) == {"model": "amc-gan",
+                                                                    "preset": "test"}
     evaluator = by_id["Evaluator"]
     eval_config = json.loads(evaluator.exec_properties["eval_config"])
     assert eval_config["model_specs"][0]["signature_name"] == "classify_generated"
@@ -87,18 +98,18 @@ def test_vertex_spec_compiles_offline_and_validates(vertex_spec):
     assert spec.pipeline_info.name == "amc-gan"
     tasks = set(spec.root.dag.tasks)
     for task in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                 "classifier_trainer", "gan_trainer", "Evaluator", "Pusher"):
+                 "classifier_trainer", "model_trainer", "Evaluator", "Pusher"):
         assert task in tasks, f"{task} missing from {sorted(tasks)}"
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     images = {e["container"]["image"] for e in executors.values() if "container" in e}
     assert images == {VERTEX_ARGS["image"]}
     # The GAN Trainer runs on Vertex Training with the GPU machine spec.
     gan_params = json.dumps(json_format.MessageToDict(
-        spec.components[spec.root.dag.tasks["gan_trainer"].component_ref.name]))
-    gan_task = json.dumps(json_format.MessageToDict(spec.root.dag.tasks["gan_trainer"]))
+        spec.components[spec.root.dag.tasks["model_trainer"].component_ref.name]))
+    gan_task = json.dumps(json_format.MessageToDict(spec.root.dag.tasks["model_trainer"]))
     blob = gan_params + gan_task + json.dumps(executors)
     for needle in ("a2-highgpu-1g", "NVIDIA_TESLA_A100", "ai_platform_enable_vertex",
-                   configs.GAN_RUN_FN):
+                   configs.MODEL_RUN_FN):
         assert needle in blob, needle
     # ExampleGen's Beam job goes to Dataflow.
     example_gen_exec = [e for name, e in executors.items() if "VideoExampleGen" in name][0]
@@ -126,7 +137,7 @@ def test_submit_vertex_builds_pipeline_job_without_sending(vertex_spec):
     assert resource.runtime_config.gcs_output_directory == VERTEX_ARGS["pipeline_root"]
     from google.protobuf import json_format
     pipeline_spec = json_format.MessageToDict(resource._pb.pipeline_spec)
-    assert "gan_trainer" in pipeline_spec["root"]["dag"]["tasks"]
+    assert "model_trainer" in pipeline_spec["root"]["dag"]["tasks"]
     assert job.project == VERTEX_ARGS["project"] and job.location == VERTEX_ARGS["region"]
 
 
@@ -141,7 +152,7 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
                               eval_accuracy_threshold=0.0)
     nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
     for node in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                 "classifier_trainer", "gan_trainer", "Evaluator", "Pusher"):
+                 "classifier_trainer", "model_trainer", "Evaluator", "Pusher"):
         assert nodes[node]["state"] == "COMPLETE", (node, nodes[node]["state"])
     summary = results.run_summary(layout)
     overall = summary["evaluation"]["overall"]
@@ -156,7 +167,13 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
     assert len(versions) == 1
     assert os.path.exists(os.path.join(layout["serving_model_dir"], versions[0],
                                        "saved_model.pb"))
-    first_model = nodes["gan_trainer"]["outputs"]["model"][0]["uri"]
+    first_model = nodes["model_trainer"]["outputs"]["model"][0]["uri"]
+    # The served names are the raw data's classes.txt, not the built-in gesture names.
+    from serving.export import read_metadata
+    served = read_metadata(os.path.join(layout["serving_model_dir"], versions[0]))
+    with open(os.path.join(tiny_raw, "classes.txt")) as f:
+        assert served["class_names"] == f.read().split()
+    assert all(n.startswith("natops_") for n in served["class_names"])
 
     env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
                AMC_PRESET="test", AMC_RAW=tiny_raw, AMC_EVAL_THRESHOLD="1.01")

@@ -36,24 +36,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _export(export_dir):
-    from amc_tf import models
-    from amc_tf.config import get_preset
+    from amc_tf.inference import VelocityBank
+    from amc_tf.models import get_family
+    from amc_tf.models.classifier import build_classifier
+    from amc_tf.models.saving import load_classifier, save_model
 
-    config = get_preset("test", num_classes=len(CLASS_NAMES), num_keypoints=NUM_KEYPOINTS)
+    family = get_family("amc-gan")
+    config = family.config("test", num_classes=len(CLASS_NAMES), num_keypoints=NUM_KEYPOINTS)
     rng = np.random.default_rng(0)
     # Distinct velocities per class so that class changes what is sampled (§3.1).
     velocity = rng.uniform(-0.5, 0.5, (12, config.num_frames - 1, 2 * NUM_KEYPOINTS))
-    bank = {"velocity": velocity.astype(np.float32),
-            "motion_class": (np.arange(12) % len(CLASS_NAMES)).astype(np.int32)}
+    bank = VelocityBank(velocity, np.arange(12) % len(CLASS_NAMES), len(CLASS_NAMES))
     tf.keras.utils.set_random_seed(0)
     # The classifier goes through a .keras file as in the GAN Trainer (base_model).
-    classifier = models.MotionClassifier(config)
+    classifier = build_classifier(config)
     classifier.build()
-    path = models.save_model(classifier, os.path.join(os.path.dirname(export_dir),
-                                                      "classifier.keras"))
-    return export.export_serving_model(models.Generator(config), models.load_classifier(path),
-                                       bank, config, CLASS_NAMES, export_dir,
-                                       max_batch_size=MAX_BATCH)
+    path = save_model(classifier, os.path.join(os.path.dirname(export_dir), "classifier.keras"))
+    return export.export_serving_model(family, family.generator(family.build(config)),
+                                       load_classifier(path), config, CLASS_NAMES, export_dir,
+                                       velocity_bank=bank, max_batch_size=MAX_BATCH)
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +133,11 @@ def test_export_signatures_and_metadata(exported):
     assert len(records) == 1
     log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
     assert set(log.predict_log.request.inputs) == {"appearance", "motion_class", "seed"}
+    # The client follows the metadata: which family, which inputs each signature takes.
+    assert meta["model"] == "amc-gan"
+    assert meta["signature_inputs"] == {
+        "generate": ["appearance", "motion_class", "seed"],
+        "generate_with_velocity": ["appearance", "motion_class", "velocity", "seed"]}
     # serving_default is generate: same inputs, same outputs.
     _, gen_inputs = loaded.signatures["generate"].structured_input_signature
     _, default_inputs = loaded.signatures["serving_default"].structured_input_signature
@@ -139,31 +145,45 @@ def test_export_signatures_and_metadata(exported):
 
 
 def test_class_without_velocities_samples_the_whole_bank():
-    order, offsets, counts, empty = export._class_index(np.array([2, 0, 2, 0, 2]), 3)
-    np.testing.assert_array_equal(order, [1, 3, 0, 2, 4])
-    np.testing.assert_array_equal(offsets, [0, 0, 2])
-    np.testing.assert_array_equal(counts, [2, 5, 3])
-    assert empty == [1]
+    from amc_tf.inference import VelocityBank
+    velocity = np.arange(5, dtype=np.float32).reshape(5, 1, 1) * np.ones([5, 1, 2], np.float32)
+    bank = VelocityBank(velocity, np.array([2, 0, 2, 0, 2]), 3)
+    np.testing.assert_array_equal(bank.offsets.numpy(), [0, 0, 2])
+    np.testing.assert_array_equal(bank.counts.numpy(), [2, 5, 3])
+    assert bank.classes_without_velocities == [1] and bank.per_class == [2, 0, 3]
+    seeds = tf.range(64, dtype=tf.int64)
+    drawn = bank.sample(tf.fill([64], 0), seeds).numpy()[:, 0, 0]
+    assert set(drawn) == {1.0, 3.0}                  # only class 0's rows
+    assert len(set(bank.sample(tf.fill([64], 1), seeds).numpy()[:, 0, 0])) > 2   # whole bank
 
 
-@pytest.mark.parametrize("bank, names, message", [
-    ({"velocity": np.zeros([0, 7, 18], np.float32), "motion_class": np.zeros([0], np.int32)},
-     CLASS_NAMES, "velocity bank is empty"),
-    ({"velocity": np.zeros([4, 7, 10], np.float32), "motion_class": np.zeros([4], np.int32)},
-     CLASS_NAMES, "velocity bank rows"),
-    ({"velocity": np.zeros([4, 31, 18], np.float32), "motion_class": np.full([4], 3, np.int32)},
-     CLASS_NAMES, "velocity bank classes must be in"),
-    ({"velocity": np.full([4, 31, 18], np.nan, np.float32),
-      "motion_class": np.zeros([4], np.int32)},
-     CLASS_NAMES, "non-finite"),
-    ({"velocity": np.zeros([4, 31, 18], np.float32), "motion_class": np.zeros([4], np.int32)},
-     CLASS_NAMES[:2], "2 class names for a config with 3 classes"),
+@pytest.mark.parametrize("velocity, classes, message", [
+    (np.zeros([0, 7, 18], np.float32), np.zeros([0], np.int32), "velocity bank is empty"),
+    (np.zeros([4, 31, 18], np.float32), np.full([4], 3, np.int32),
+     "velocity bank classes must be in"),
+    (np.full([4, 31, 18], np.nan, np.float32), np.zeros([4], np.int32), "non-finite"),
 ])
-def test_export_rejects_bad_inputs(bank, names, message, tmp_path):
-    from amc_tf.config import get_preset
-    config = get_preset("test", num_classes=len(CLASS_NAMES), num_keypoints=NUM_KEYPOINTS)
+def test_velocity_bank_rejects_bad_rows(velocity, classes, message):
+    from amc_tf.inference import VelocityBank
     with pytest.raises(ValueError, match=message):
-        export.export_serving_model(None, None, bank, config, names, str(tmp_path / "m"))
+        VelocityBank(velocity, classes, len(CLASS_NAMES))
+
+
+@pytest.mark.parametrize("rows, names, message", [
+    ((4, 7, 10), CLASS_NAMES, "velocity bank rows"),
+    (None, CLASS_NAMES, "draws velocities: give the velocity bank"),
+    ((4, 7, 18), CLASS_NAMES[:2], "2 class names for a config with 3 classes"),
+])
+def test_export_rejects_bad_inputs(rows, names, message, tmp_path):
+    from amc_tf.inference import VelocityBank
+    from amc_tf.models import get_family
+    family = get_family("amc-gan")
+    config = family.config("test", num_classes=len(CLASS_NAMES), num_keypoints=NUM_KEYPOINTS)
+    bank = None if rows is None else VelocityBank(np.zeros(rows, np.float32),
+                                                  np.zeros([rows[0]], np.int32), 3)
+    with pytest.raises(ValueError, match=message):
+        export.export_serving_model(family, None, None, config, names, str(tmp_path / "m"),
+                                    velocity_bank=bank)
 
 
 def test_signature_rejects_bad_class_in_graph(exported):
@@ -204,7 +224,7 @@ def test_velocity_comes_from_the_class_bank(stub, exported):
     meta = exported[1]
     bank = tf.saved_model.load(exported[0])
     # The bank is stored sorted by class; each class holds 4 rows here.
-    rows = bank.bank_velocity.numpy()
+    rows = bank.velocity_bank.velocity.numpy()
     for cls in range(len(CLASS_NAMES)):
         out = _outputs(stub.Predict(_request(_generate_inputs(meta, classes=[cls], seeds=[3])),
                                     timeout=60))
@@ -334,19 +354,21 @@ def _bad_cases(meta):
                        grpc.StatusCode.INVALID_ARGUMENT, "\"seed\" has shape [1,1]"),
         "batch mismatch": (_request(dict(good, seed=np.array([1, 2], np.int64))),
                            grpc.StatusCode.INVALID_ARGUMENT, "different batch sizes"),
+        # Value checks are the exported graph's asserts: their message, not the node trace.
         "class too big": (_request(dict(good, motion_class=np.array([3], np.int32))),
-                          grpc.StatusCode.INVALID_ARGUMENT,
-                          "\"motion_class\" holds 3, outside [0, 3)"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "motion_class must be in [0, 3)"),
         "negative class": (_request(dict(good, motion_class=np.array([-1], np.int32))),
-                           grpc.StatusCode.INVALID_ARGUMENT, "\"motion_class\" holds -1"),
+                           grpc.StatusCode.INVALID_ARGUMENT, "motion_class must be in [0, 3)"),
         "nan velocity": (_request(dict(good, velocity=nan_velocity), "generate_with_velocity"),
-                         grpc.StatusCode.INVALID_ARGUMENT, "\"velocity\" holds NaN or Inf"),
+                         grpc.StatusCode.INVALID_ARGUMENT, "velocity holds NaN or Inf"),
         "inf velocity": (_request(dict(good, velocity=inf_velocity), "generate_with_velocity"),
-                         grpc.StatusCode.INVALID_ARGUMENT, "\"velocity\" holds NaN or Inf"),
+                         grpc.StatusCode.INVALID_ARGUMENT, "velocity holds NaN or Inf"),
         "wrong velocity steps": (
             _request(dict(good, velocity=np.zeros([1, T, 2 * k], np.float32)),
                      "generate_with_velocity"),
             grpc.StatusCode.INVALID_ARGUMENT, "\"velocity\" has shape"),
+        "empty batch": (_request(_generate_inputs(meta, batch=0)),
+                        grpc.StatusCode.INVALID_ARGUMENT, "batch size is 0"),
         "batch over limit": (_request(_generate_inputs(meta, batch=MAX_BATCH + 1)),
                              grpc.StatusCode.INVALID_ARGUMENT,
                              f"batch size {MAX_BATCH + 1} is larger than the maximum"),
@@ -376,6 +398,7 @@ def test_bad_request_is_rejected_and_server_keeps_serving(stub, exported, case):
         stub.Predict(request, timeout=60)
     assert info.value.code() == code, info.value.details()
     assert message in info.value.details()
+    assert "Detected at node" not in info.value.details()
     out = _outputs(stub.Predict(_request(_generate_inputs(meta)), timeout=60))
     assert out["video"].shape[0] == 1
 
@@ -479,7 +502,7 @@ def test_client_generate_video_by_name_and_id(address, exported, tmp_path):
 def test_amc_tf_generate_cli(address, tmp_path):
     from PIL import Image
 
-    from amc_tf import cli
+    from amc_app import cli
     png = tmp_path / "face.png"
     Image.fromarray(_appearance(64)[0]).save(png)
     out = tmp_path / "out" / "wave.gif"
@@ -531,7 +554,7 @@ def test_amc_tf_serve_process(exported, tmp_path):
     shutil.copytree(exported[0], base / "3")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "amc_tf.cli", "serve", "--model-base-path", str(base),
+        [sys.executable, "-m", "amc_app.cli", "serve", "--model-base-path", str(base),
          "--port", "0", "--rest-port", "0", "--grace", "2"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -725,3 +748,117 @@ def test_stop_is_graceful_and_idempotent(exported, tmp_path):
     with pytest.raises(grpc.RpcError) as info:
         client.get_metadata(address, timeout=5)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# --- versions: readiness and warm-up -----------------------------------------------------------
+
+SERVER_MODULES = ("server", "versions", "predictor", "codec", "grpc_service", "rest", "errors")
+
+
+def test_server_knows_models_only_through_their_signatures():
+    # Requests are checked against the signatures and by the export's own asserts, and warm-up
+    # replays the export's requests: nothing in the server names a model input.
+    for module in SERVER_MODULES:
+        with open(os.path.join(REPO, "serving", f"{module}.py")) as f:
+            source = f.read()
+        for name in ("appearance", "motion_class", "velocity", "seed"):
+            assert not re.search(rf"\b{name}\b", source), f"serving/{module}.py names {name}"
+
+
+def _write_warmup_requests(version_dir, requests):
+    from tensorflow_serving.apis import prediction_log_pb2
+    with tf.io.TFRecordWriter(os.path.join(version_dir, export.WARMUP_FILE)) as writer:
+        for request in requests:
+            writer.write(prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+
+
+def test_warm_up_replays_the_exports_requests(exported, tmp_path, monkeypatch):
+    from serving import predictor, versions
+    replayed = []
+    run = predictor.run
+    monkeypatch.setattr(predictor, "run", lambda model, signature_name, *args: (
+        replayed.append((model.version, signature_name)), run(model, signature_name, *args))[1])
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    manager = versions.ModelManager(str(base), "amc_gan")
+    assert manager.poll()
+    assert replayed == [(1, "generate")]                 # the export's one warm-up request
+    # A version without the file is served without warm-up.
+    shutil.copytree(exported[0], base / "2")
+    os.remove(base / "2" / export.WARMUP_FILE)
+    assert not manager.poll() and manager.poll()         # seen, then unchanged: swapped in
+    assert manager.serving_version() == 2 and replayed == [(1, "generate")]
+
+
+@pytest.mark.parametrize("signature, classes, code, message", [
+    ("generate_faster", [0], grpc.StatusCode.FAILED_PRECONDITION,
+     "Serving signature key \"generate_faster\" not found"),
+    ("generate", [len(CLASS_NAMES)], grpc.StatusCode.INVALID_ARGUMENT,
+     "motion_class must be in [0, 3)"),
+])
+def test_version_whose_warm_up_fails_is_not_served(exported, tmp_path, monkeypatch, signature,
+                                                   classes, code, message):
+    from serving import versions
+    # One failed load is enough to report the version (the retries are for copies in progress).
+    monkeypatch.setattr(versions, "_LOAD_RETRIES", 1)
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    manager = versions.ModelManager(str(base), "amc_gan")
+    assert manager.poll()
+    shutil.copytree(exported[0], base / "2")
+    _write_warmup_requests(base / "2", [_request(_generate_inputs(exported[1])),
+                                        _request(_generate_inputs(exported[1], classes=classes),
+                                                 signature)])
+    assert not manager.poll() and not manager.poll()
+    (v2, state, error_code, error), (v1, served, _, _) = manager.status("amc_gan")
+    assert (v2, state, error_code) == (2, "END", code.value[0])
+    assert error.startswith("warm-up record 2 of assets.extra/tf_serving_warmup_requests")
+    assert message in error
+    assert (v1, served) == (1, "AVAILABLE") and manager.serving_version() == 1
+
+
+def test_version_is_ready_once_its_saved_model_pb_loads(exported, tmp_path):
+    from serving import errors, versions
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1", ignore=shutil.ignore_patterns("saved_model.pb"))
+    manager = versions.ModelManager(str(base), "amc_gan")
+    # TFX's Pusher copies saved_model.pb last: without it the version is not even tried.
+    assert not manager.poll()
+    with pytest.raises(errors.ServingError) as info:
+        manager.status("amc_gan")
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    # A truncated saved_model.pb does not load: retried, then reported, never served.
+    full = (tmp_path / "full.pb")
+    shutil.copy(os.path.join(exported[0], "saved_model.pb"), full)
+    (base / "1" / "saved_model.pb").write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+    for _ in range(versions._LOAD_RETRIES + 1):
+        assert not manager.poll()
+    [(version, state, error_code, error)] = manager.status("amc_gan")
+    assert (version, state) == (1, "END") and error_code != 0 and error
+    with pytest.raises(errors.ServingError) as info:
+        with manager.acquire("amc_gan"):
+            pass
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    # The copy completes: the version loads and is served.
+    shutil.copy(full, base / "1" / "saved_model.pb")
+    assert manager.poll() and manager.status("amc_gan") == [(1, "AVAILABLE", 0, "")]
+
+
+def test_saved_model_without_the_exports_metadata_is_served(exported, tmp_path):
+    from serving import codec, errors, predictor, versions
+    base = tmp_path / "amc_gan"
+    shutil.copytree(exported[0], base / "1")
+    os.remove(base / "1" / "assets" / export.METADATA_FILE)
+    manager = versions.ModelManager(str(base), "amc_gan")
+    assert manager.poll()
+    inputs = _generate_inputs(exported[1], batch=MAX_BATCH + 1)
+    with manager.acquire("amc_gan") as model:
+        assert model.metadata is None and model.max_batch_size is None
+        decoders = {k: codec.proto_decoder(tf.make_tensor_proto(v), 1 << 30)
+                    for k, v in inputs.items()}
+        with pytest.raises(errors.ServingError) as info:
+            predictor.run(model, "generate", decoders)
+    # No batch limit from the metadata: the graph's own assert answers.
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "batch size is above the limit" in info.value.message

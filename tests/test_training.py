@@ -1,5 +1,6 @@
 """Training tests: overfitting a tiny batch, resuming a killed run, the training API end to end
-(classifier, GAN, velocity bank, inference), and the CLI."""
+(classifier, model family, velocity bank, inference), cloud-safe I/O on ram://, checkpoints,
+small data, and the CLI."""
 
 import os
 import signal
@@ -11,9 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from amc_tf.config import get_preset
-from amc_tf.models.amcgan import AMCGAN
-from amc_tf.training import testing
+import fixtures as testing
+from amc_tf.models import get_family
+from amc_tf.models.amc_gan.config import get_preset
+from amc_tf.models.amc_gan.model import AMCGAN
+
+FAMILY = get_family("amc-gan")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,24 +53,33 @@ def test_tiny_model_overfits_tiny_batch():
     assert after < 0.4 * before, (before, after)
 
 
+def _write_data(directory, train=16, evals=8, num_classes=4, num_keypoints=9):
+    """Preprocessed-layout clips with the summary.json `amc-tf train` reads (9 keypoints: the
+    gestures style)."""
+    testing.write_summary(str(directory), num_classes)
+    patterns = [testing.write_clips(str(directory), train, num_classes, num_keypoints, seed=0)]
+    if evals:
+        patterns.append(testing.write_clips(str(directory), evals, num_classes, num_keypoints,
+                                            seed=1, split="eval"))
+    return patterns
+
+
 def test_killed_training_resumes_from_checkpoint(tmp_path):
     data = tmp_path / "data"
-    testing.write_clips(str(data), 16, 4, 3, seed=0)
-    testing.write_clips(str(data), 8, 4, 3, seed=1, split="eval")
+    _write_data(data)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "amc_tf.cli", "train", "--preset", "test", "--data", str(data),
-           "--out", str(out), "--steps", "400", "--num-classes", "4", "--num-keypoints", "3"]
-    ckpt = out / "gan" / "checkpoint.npz"
+    cmd = [sys.executable, "-m", "amc_app.cli", "train", "--model", "amc-gan", "--preset",
+           "test", "--data", str(data), "--out", str(out), "--steps", "400"]
+    index = out / "model" / "checkpoints" / "checkpoint"      # CheckpointManager's index
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+    while not index.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     time.sleep(2.0)
     proc.send_signal(signal.SIGKILL)                       # killed mid-run
     proc.wait()
-    assert ckpt.exists(), proc.stdout.read()[-3000:]
-    saved_mtime = ckpt.stat().st_mtime
+    assert index.exists(), proc.stdout.read()[-3000:]
     cmd[cmd.index("400")] = "30"
     # test preset: 5 steps per checkpoint. Resuming needs fewer epochs than 30 / 5 = 6.
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
@@ -78,37 +91,38 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     assert resumed >= 5 and resumed % 5 == 0
     if resumed < 30:
         assert f"Epoch {resumed // 5 + 1}/6" in log and "Epoch 1/6" not in log
-    assert ckpt.stat().st_mtime >= saved_mtime
-    assert (out / "gan" / "generator.keras").exists()
-    assert any(name.startswith("events") for _, _, files in os.walk(out / "gan" / "logs")
+    assert tf.train.latest_checkpoint(str(index.parent)).endswith(f"ckpt-{max(resumed, 30)}")
+    assert (out / "model" / "generator.keras").exists()
+    assert any(name.startswith("events") for _, _, files in os.walk(out / "model" / "logs")
                for name in files)
 
 
 def test_training_api_end_to_end(tmp_path):
     from amc_tf import inference
-    from amc_tf.models import load_classifier, load_generator
-    from amc_tf.training import build_velocity_bank, train_classifier, train_gan
-    c = get_preset("test", num_classes=4, num_keypoints=3)
-    train = testing.write_clips(str(tmp_path / "d"), 16, 4, 3, seed=0)
+    from amc_tf.models import saving
+    from amc_tf.training import train
+    c = FAMILY.config("test", num_classes=4, num_keypoints=3)
+    pattern = testing.write_clips(str(tmp_path / "d"), 16, 4, 3, seed=0)
     evals = testing.write_clips(str(tmp_path / "d"), 8, 4, 3, seed=1, split="eval")
-    clf, metrics = train_classifier(c, train, evals, str(tmp_path / "clf"), steps=4, verbose=0)
-    assert 0.0 <= metrics["accuracy"] <= 1.0
-    clf2 = load_classifier(str(tmp_path / "clf"))
-    video = tf.random.uniform((2, 32, 64, 64, 3), -1, 1)           # a raw 32-frame clip
+    clf, metrics = train.train_classifier(c, pattern, evals, str(tmp_path / "clf"), steps=4,
+                                          verbose=0)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["eval_clips"] == 8
+    clf2 = saving.load_classifier(str(tmp_path / "clf"))
+    video = tf.random.uniform((2, c.num_frames, c.frame_size, c.frame_size, 3), -1, 1)
     np.testing.assert_allclose(clf(video).numpy(), clf2(video).numpy(), atol=1e-5)
-    gan = train_gan(c, train, evals, str(tmp_path / "gan"), steps=5, verbose=0)
+    gan = train.train_model(FAMILY, c, pattern, evals, str(tmp_path / "gan"), steps=5,
+                            verbose=0)
     assert int(gan.g_optimizer.iterations.numpy()) == 5
-    bank = build_velocity_bank(train, c)
-    assert bank["velocity"].shape == (16, c.num_frames - 1, 6)
-    assert bank["velocity"].dtype == np.float32 and bank["motion_class"].dtype == np.int32
-    g = load_generator(str(tmp_path / "gan"))
+    bank = train.build_velocity_bank(pattern, c)
+    assert tuple(bank.shape) == (16, c.num_frames - 1, 6)
+    g = FAMILY.load_generator(str(tmp_path / "gan" / FAMILY.generator_file()))
     appearance = np.full((3, 64, 64, 3), 200, np.uint8)
-    v1 = inference.generate(g, appearance, [0, 1, 2], seed=7, velocity_bank=bank)
-    v2 = inference.generate(g, appearance, [0, 1, 2], seed=7, velocity_bank=bank)
-    assert v1.shape == (3, c.num_frames, c.frame_size, c.frame_size, 3) and v1.dtype == np.uint8
+    v1 = inference.generate(FAMILY, g, c, appearance, [0, 1, 2], seed=7, velocity_bank=bank)
+    v2 = inference.generate(FAMILY, g, c, appearance, [0, 1, 2], seed=7, velocity_bank=bank)
+    assert v1.shape == (3, c.num_frames, 64, 64, 3) and v1.dtype == np.uint8
     np.testing.assert_array_equal(v1, v2)                           # same seed, same video
     assert (v1[:, 0] == 200).all()                                   # frame 0 = appearance
-    given = inference.generate(g, appearance, 1, seed=0,
+    given = inference.generate(FAMILY, g, c, appearance, 1, seed=0,
                                velocity=np.zeros((3, c.num_frames - 1, 6), np.float32))
     assert given.shape == v1.shape
 
@@ -116,20 +130,108 @@ def test_training_api_end_to_end(tmp_path):
 def test_reconstruction_warmup_then_algorithm1(tmp_path):
     """The first reconstruction_warmup_steps update G alone; then Algorithm 1 runs (D updates),
     and a run resumed after the warm-up continues with Algorithm 1."""
-    from amc_tf.training import train_gan
-    c = get_preset("test", num_classes=4, num_keypoints=3).replace(
+    from amc_tf.training import train
+    c = FAMILY.config("test", num_classes=4, num_keypoints=3).replace(
         reconstruction_warmup_steps=5)
-    train = testing.write_clips(str(tmp_path / "d"), 16, 4, 3, seed=0)
+    pattern = testing.write_clips(str(tmp_path / "d"), 16, 4, 3, seed=0)
     out = str(tmp_path / "gan")
-    gan = train_gan(c, train, None, out, steps=5, verbose=0)
+    gan = train.train_model(FAMILY, c, pattern, None, out, steps=5, verbose=0)
     assert int(gan.g_optimizer.iterations.numpy()) == 5
     assert int(gan.d_optimizer.iterations.numpy()) == 0                # no D update yet
-    assert not gan.reconstruction_warmup
-    gan = train_gan(c, train, None, out, steps=15, verbose=0)            # resumes at step 5
+    gan = train.train_model(FAMILY, c, pattern, None, out, steps=15, verbose=0)  # resumes at 5
     assert int(gan.g_optimizer.iterations.numpy()) == 15
     assert int(gan.d_optimizer.iterations.numpy()) == 10
     with pytest.raises(ValueError, match="reconstruction_warmup_steps must be"):
         c.replace(reconstruction_warmup_steps=3)
+
+
+def test_unreadable_checkpoint_names_the_file(tmp_path):
+    from amc_tf.training import train
+    c = FAMILY.config("test", num_classes=4, num_keypoints=3)
+    pattern = testing.write_clips(str(tmp_path / "d"), 8, 4, 3, seed=0)
+    out = tmp_path / "gan"
+    train.train_model(FAMILY, c, pattern, None, str(out), steps=5, verbose=0)
+    data_files = list((out / "checkpoints").glob("ckpt-5.data-*"))
+    assert data_files
+    for path in data_files:                              # truncated by a crash or a bad copy
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RuntimeError, match=r"cannot restore the checkpoint .*ckpt-5"):
+        train.train_model(FAMILY, c, pattern, None, str(out), steps=10, verbose=0)
+    # Another preset's checkpoint (other shapes) is named too, never silently half-restored.
+    train.train_model(FAMILY, c, pattern, None, str(tmp_path / "other"), steps=5, verbose=0)
+    other = c.replace(noise_dim=c.noise_dim + 4)
+    with pytest.raises(RuntimeError, match="cannot restore the checkpoint"):
+        train.train_model(FAMILY, other, pattern, None, str(tmp_path / "other"), steps=10,
+                          verbose=0)
+
+
+def test_train_cli_writes_everything_to_ram_filesystem(tmp_path):
+    """`amc-tf train ... --out ram://...`: every output goes through tf.io.gfile (a stand-in for
+    gs://); nothing lands on the local disk."""
+    from amc_app import cli
+    data = tmp_path / "data"
+    _write_data(data)
+    before = set(os.listdir(tmp_path))
+    assert cli.main(["train", "--model", "amc-gan", "--preset", "test", "--data", str(data),
+                     "--out", "ram://train_cli", "--steps", "5", "--classifier-steps", "2"]) == 0
+    for path in ("model/generator.keras", "model/config.json", "model/checkpoints/checkpoint",
+                 "classifier/classifier.keras", "classifier/classifier_metrics.json",
+                 "evaluation.json"):
+        assert tf.io.gfile.exists(f"ram://train_cli/{path}"), path
+    assert tf.io.gfile.glob("ram://train_cli/model/logs/train/events*")
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_train_cli_with_an_empty_eval_split(tmp_path, capsys):
+    """12 clips of one subject: the eval split is empty. Training runs and says what it skips."""
+    from amc_app import cli
+    data = tmp_path / "data"
+    _write_data(data, train=12, evals=0)
+    os.makedirs(data / "Split-eval")
+    with tf.io.TFRecordWriter(str(data / "Split-eval" / "clips.gz"), options="GZIP"):
+        pass                                               # what preprocess writes: no record
+    assert cli.main(["train", "--preset", "test", "--data", str(data), "--out",
+                     str(tmp_path / "out"), "--steps", "5", "--classifier-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "eval split" in out and "holds no clip" in out
+    assert "training without the generated-video summaries" in out
+    assert (tmp_path / "out" / "model" / "generator.keras").exists()
+
+
+def test_trainer_run_fns_on_ram_filesystem(tmp_path):
+    """Both TFX Trainer run_fns with every input and output directory on ram://, then the export
+    serves a video from there."""
+    from tfx.components.trainer.fn_args_utils import FnArgs
+
+    from pipeline.modules import classifier_trainer, model_trainer
+    local = tmp_path / "examples"
+    _write_data(local)
+    examples = "ram://pipeline_root/VideoExampleGen/examples/1"
+    for name in ("summary.json", "Split-train/clips.gz", "Split-eval/clips.gz"):
+        tf.io.gfile.makedirs(os.path.dirname(f"{examples}/{name}"))
+        tf.io.gfile.copy(str(local / name), f"{examples}/{name}", overwrite=True)
+    common = dict(train_files=[f"{examples}/Split-train/*"],
+                  eval_files=[f"{examples}/Split-eval/*"],
+                  custom_config={"model": "amc-gan", "preset": "test"})
+    classifier_model = "ram://pipeline_root/classifier_trainer/model/2/Format-Serving"
+    classifier_trainer.run_fn(FnArgs(
+        serving_model_dir=classifier_model, model_run_dir="ram://pipeline_root/clf_run/2",
+        train_steps=2, **common))
+    serving = "ram://pipeline_root/model_trainer/model/3/Format-Serving"
+    run_dir = "ram://pipeline_root/model_trainer/model_run/3"
+    model_trainer.run_fn(FnArgs(serving_model_dir=serving, model_run_dir=run_dir,
+                                base_model=classifier_model, train_steps=5, **common))
+    assert tf.io.gfile.exists(f"{run_dir}/generator.keras")
+    assert tf.io.gfile.exists(f"{run_dir}/checkpoints/checkpoint")
+    assert tf.io.gfile.exists(f"{serving}/saved_model.pb")
+    loaded = tf.saved_model.load(serving)
+    out = loaded.signatures["generate"](
+        appearance=tf.zeros([1, 64, 64, 3], tf.uint8), motion_class=tf.constant([1]),
+        seed=tf.constant([3], tf.int64))
+    assert out["video"].shape == (1, 8, 64, 64, 3)
+    from serving.export import read_metadata
+    # The class names come from ExampleGen's summary.json, not a built-in list.
+    assert read_metadata(serving)["class_names"] == [f"class_{i}" for i in range(4)]
 
 
 def test_cli_imports_without_tensorflow():

@@ -1,4 +1,5 @@
-"""Raw-data adapters: list the clips of a raw directory and load one clip, for both datasets.
+"""Raw-data adapters: list the clips of a raw directory and load one clip, for both datasets
+(each dataset style names its pair in `amc_tf.data.datasets`).
 
 gestures (NATOPS-style), one clip per video + annotation pair:
     RAW/classes.txt                  class names, one per line (line i = motion_class i)
@@ -24,7 +25,7 @@ import tempfile
 
 import numpy as np
 
-from amc_tf.data import keypoints
+from amc_tf.data import classes, keypoints
 
 VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -84,41 +85,56 @@ def _rel(path, root):
     return posixpath.relpath(path.replace(os.sep, "/"), root.replace(os.sep, "/").rstrip("/"))
 
 
-def list_clips(dataset, raw_dir):
-    """The clips of `raw_dir` as small dicts {"clip", "subject", "path", ...}, sorted by clip id.
+def read_class_list(path):
+    """The class names listed one per line in `path` (gestures' classes.txt), or None if there is
+    no such file."""
+    if not _fs().exists(path):
+        return None
+    names = [line.strip() for line in read_bytes(path).decode().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{path} lists no class names")
+    return names
+
+
+def list_gesture_clips(raw_dir):
+    """The NATOPS-style clips of `raw_dir` as small dicts {"clip", "subject", "path", "video",
+    "annotations"}, sorted by clip id.
 
     Only paths are listed here (cheap, at pipeline construction); clips are decoded in the workers.
     """
     raw_dir = raw_dir.rstrip("/")
-    if dataset == "gestures":
-        stems = {}
-        for path in _match(posixpath.join(raw_dir, "*", "*")):
-            stem, ext = posixpath.splitext(path)
-            if ext.lower() == ".json" or ext.lower() in VIDEO_EXTS:
-                stems.setdefault(stem, []).append(path)
-        clips = []
-        for stem, paths in sorted(stems.items()):
-            video = [p for p in paths if posixpath.splitext(p)[1].lower() in VIDEO_EXTS]
-            clip = _rel(stem, raw_dir)
-            clips.append({"clip": clip, "subject": clip.split("/")[0], "path": stem,
-                          "video": video[0] if video else None,
-                          "annotations": stem + ".json" if stem + ".json" in paths else None})
-        return clips
-    if dataset == "faces":
-        takes = {}
-        for path in _match(posixpath.join(raw_dir, "*", "*", "*", "*")):
-            ext = posixpath.splitext(path)[1].lower()
-            if ext in IMAGE_EXTS or ext == ".csv":
-                takes.setdefault(posixpath.dirname(path), []).append(path)
-        clips = []
-        for take, paths in sorted(takes.items()):
-            clip = _rel(take, raw_dir)
-            subject, emotion, _ = clip.split("/")
-            clips.append({"clip": clip, "subject": subject, "emotion": emotion, "path": take,
-                          "frames": sorted(p for p in paths if not p.endswith(".csv")),
-                          "annotations": sorted(p for p in paths if p.endswith(".csv"))})
-        return clips
-    raise ValueError(f"unknown dataset {dataset!r}; choose 'gestures' or 'faces'")
+    stems = {}
+    for path in _match(posixpath.join(raw_dir, "*", "*")):
+        stem, ext = posixpath.splitext(path)
+        if ext.lower() == ".json" or ext.lower() in VIDEO_EXTS:
+            stems.setdefault(stem, []).append(path)
+    clips = []
+    for stem, paths in sorted(stems.items()):
+        video = [p for p in paths if posixpath.splitext(p)[1].lower() in VIDEO_EXTS]
+        clip = _rel(stem, raw_dir)
+        clips.append({"clip": clip, "subject": clip.split("/")[0], "path": stem,
+                      "video": video[0] if video else None,
+                      "annotations": stem + ".json" if stem + ".json" in paths else None})
+    return clips
+
+
+def list_face_clips(raw_dir):
+    """The MUG-style takes of `raw_dir` as small dicts {"clip", "subject", "emotion", "path",
+    "frames", "annotations"}, sorted by take id (paths only, like `list_gesture_clips`)."""
+    raw_dir = raw_dir.rstrip("/")
+    takes = {}
+    for path in _match(posixpath.join(raw_dir, "*", "*", "*", "*")):
+        ext = posixpath.splitext(path)[1].lower()
+        if ext in IMAGE_EXTS or ext == ".csv":
+            takes.setdefault(posixpath.dirname(path), []).append(path)
+    clips = []
+    for take, paths in sorted(takes.items()):
+        clip = _rel(take, raw_dir)
+        subject, emotion, _ = clip.split("/")
+        clips.append({"clip": clip, "subject": subject, "emotion": emotion, "path": take,
+                      "frames": sorted(p for p in paths if not p.endswith(".csv")),
+                      "annotations": sorted(p for p in paths if p.endswith(".csv"))})
+    return clips
 
 
 def _decode_video(path):
@@ -162,7 +178,7 @@ def load_gesture_clip(ref, class_names, min_frames):
     label = annotation["label"]
     if label not in class_names:
         raise RejectedClip("unknown_label", f"label {label!r} is not one of {len(class_names)} "
-                                            f"classes in classes.txt")
+                                            f"classes in {classes.CLASSES_FILE}")
     try:
         joints = np.asarray(annotation["joints"], dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -250,9 +266,3 @@ def load_face_clip(ref, class_names, min_frames):
     points = np.stack([table[:, :k], table[:, k:2 * k]], axis=-1)
     return RawClip(np.stack(frames), points, class_names.index(ref["emotion"]),
                    aus=table[:, 2 * k:])
-
-
-def load_clip(dataset, ref, class_names, min_frames):
-    if dataset == "gestures":
-        return load_gesture_clip(ref, class_names, min_frames)
-    return load_face_clip(ref, class_names, min_frames)

@@ -1,11 +1,10 @@
-"""Motion class names per dataset: the label vocabulary shared by data, training, serving.
+"""Motion class vocabularies of both dataset styles: the labels shared by data, training, serving.
 
-`gestures` (NATOPS-style, B.1) has up to 24 classes; the synthetic set uses the first 12 by default.
-Every gesture is defined relative to the body (one-arm gestures use either arm), so a horizontal
-flip (B.1 augmentation) never changes the class. `faces` (MUG-style) has the 6 basic emotions.
+Which vocabulary a dataset style uses, and how many of its classes by default, is part of the
+style's description (`amc_tf.data.datasets`). Gestures (NATOPS-style, B.1) know up to 24 classes;
+every gesture is defined relative to the body (one-arm gestures use either arm), so a horizontal
+flip (B.1 augmentation) never changes the class. Faces (MUG-style) have the 6 basic emotions.
 """
-
-import os
 
 # Synthetic NATOPS-like gestures, most distinct first (the default 12 are clearly different arm
 # trajectories; 12-23 are variants in amplitude, frequency or arm combination).
@@ -26,39 +25,10 @@ EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise")
 CLASSES_FILE = "classes.txt"
 
 
-def class_names(dataset, num_classes=None):
-    """Class names of `dataset` ("gestures" or "faces"); index i is motion_class i.
-
-    `num_classes` None means the dataset default (12 gestures, 6 emotions).
-    """
-    if dataset == "faces":
-        if num_classes not in (None, len(EMOTIONS)):
-            raise ValueError(f"faces has exactly {len(EMOTIONS)} emotion classes, "
-                             f"got num_classes={num_classes}")
-        return list(EMOTIONS)
-    if dataset == "gestures":
-        n = DEFAULT_GESTURE_CLASSES if num_classes is None else int(num_classes)
-        if not 1 <= n <= len(GESTURE_CLASSES):
-            raise ValueError(f"gestures supports 1..{len(GESTURE_CLASSES)} classes, got {n}")
-        return list(GESTURE_CLASSES[:n])
-    raise ValueError(f"unknown dataset {dataset!r}; choose 'gestures' or 'faces'")
-
-
-def read_class_names(raw_dir, dataset):
-    """The class names a raw directory declares (gestures: `classes.txt`), else the defaults."""
-    if dataset == "gestures":
-        # Beam's filesystems (local, gs://) rather than tf.io.gfile: no TensorFlow import here.
-        from apache_beam.io.filesystems import FileSystems
-        path = os.path.join(raw_dir, CLASSES_FILE)
-        if FileSystems.exists(path):
-            with FileSystems.open(path, compression_type="uncompressed") as f:
-                names = [line.strip() for line in f.read().decode().splitlines() if line.strip()]
-            if not names:
-                raise ValueError(f"{path} lists no class names")
-            return names
-    return class_names(dataset)
-
-
-def num_classes_in(raw_dir, dataset):
-    """How many motion classes the raw data at `raw_dir` uses."""
-    return len(read_class_names(raw_dir, dataset))
+def first_classes(vocabulary, num_classes, dataset):
+    """The first `num_classes` names of `dataset`'s `vocabulary`; index i is motion_class i."""
+    n = int(num_classes)
+    if not 1 <= n <= len(vocabulary):
+        raise ValueError(f"{dataset} has 1..{len(vocabulary)} classes, got num_classes="
+                         f"{num_classes}")
+    return list(vocabulary[:n])

@@ -5,18 +5,13 @@ TensorFlow and Beam are imported inside the handlers so that `amc-tf --help` sta
 
 import json
 
+from amc_tf.data import datasets
+
 
 def _synth(args):
-    from amc_tf.data import synthetic
-    if args.dataset == "gestures":
-        written = synthetic.write_gestures(args.out, clips=args.clips, seed=args.seed,
-                                           num_classes=args.num_classes,
-                                           num_subjects=args.subjects)
-    else:
-        if args.num_classes not in (None, 6):
-            raise SystemExit("faces always has the 6 MUG emotions; drop --num-classes")
-        written = synthetic.write_faces(args.out, clips=args.clips, seed=args.seed,
-                                        num_subjects=args.subjects)
+    write = datasets.get(args.dataset).write_synthetic
+    written = write(args.out, clips=args.clips, seed=args.seed, num_classes=args.num_classes,
+                    num_subjects=args.subjects)
     subjects = sorted({clip.split("/")[0] for clip in written})
     print(f"wrote {len(written)} {args.dataset} clips of {len(subjects)} subjects to {args.out}")
     return 0
@@ -51,20 +46,22 @@ def _contact_sheet(args):
 def register(subparsers):
     p = subparsers.add_parser(
         "synth", help="write a synthetic NATOPS-like (gestures) or MUG-like (faces) raw dataset")
-    p.add_argument("dataset", choices=("gestures", "faces"))
+    p.add_argument("dataset", choices=datasets.names())
     p.add_argument("--out", required=True, help="raw directory to write")
     p.add_argument("--clips", type=int, default=120)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="gestures: 1..24 classes (default 12)")
+    p.add_argument("--num-classes", type=int, default=None, help="; ".join(
+        f"{name}: the first 1..{len(datasets.get(name).vocabulary)} classes (default "
+        f"{datasets.get(name).default_num_classes})" for name in datasets.names()))
     p.add_argument("--subjects", type=int, default=None,
                    help="number of identities (default: from --clips, 3..20)")
     p.set_defaults(func=_synth)
 
     p = subparsers.add_parser(
         "preprocess", help="Beam: raw clips -> tf.Examples (B.1), split by subject")
-    p.add_argument("--dataset", required=True, choices=("gestures", "faces"))
-    p.add_argument("--raw", required=True, help="raw directory (adapter layout, see 'Raw layouts' in README.md)")
+    p.add_argument("--dataset", required=True, choices=datasets.names())
+    p.add_argument("--raw", required=True,
+                   help="raw directory (adapter layout, see 'Raw layouts' in README.md)")
     p.add_argument("--out", required=True,
                    help="output: Split-train/, Split-eval/, rejected/, summary.json")
     p.add_argument("--augment-copies", type=int, default=1,
@@ -72,8 +69,9 @@ def register(subparsers):
     p.add_argument("--eval-fraction", type=float, default=0.2, help="share of subjects for eval")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-classes", type=int, default=None,
-                   help="accept only the first N classes (default: all of classes.txt)")
-    p.add_argument("--flip-probability", type=float, default=0.5)
+                   help="accept only the first N classes (default: all the raw dir declares)")
+    p.add_argument("--flip-probability", type=float, default=None,
+                   help="B.1 random horizontal flip (default: the dataset's, 0.5)")
     p.add_argument("--workers", type=int, default=1,
                    help="DirectRunner workers (>1: multi-processing)")
     p.add_argument("--beam-arg", action="append", metavar="ARG",
@@ -87,7 +85,7 @@ def register(subparsers):
     p.add_argument("--out", required=True, help="PNG path")
     p.add_argument("--clips", type=int, default=6)
     p.add_argument("--split", default="train", choices=("train", "eval"))
-    p.add_argument("--dataset", default=None, choices=("gestures", "faces"),
+    p.add_argument("--dataset", default=None, choices=datasets.names(),
                    help="default: from summary.json")
     p.add_argument("--step", type=int, default=4, help="show every STEP-th frame")
     p.set_defaults(func=_contact_sheet)

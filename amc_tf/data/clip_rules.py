@@ -8,10 +8,9 @@ import numpy as np
 
 from amc_tf.data import features, keypoints
 
-# B.1 (MUG): 32 frames around the peak, 23 before and 8 after. NATOPS: 32 frames from the start
-# (the neutral pose, which is the appearance condition), i.e. 0 before and 31 after.
-FRAMES_BEFORE = {"faces": 23, "gestures": 0}
+# B.1 augmentation: a random stride of 1, 2 or 3 frames and a random horizontal flip.
 STRIDES = (1, 2, 3)
+FLIP_PROBABILITY = 0.5
 # B.1 (NATOPS): a 180x180 crop with the chest at the centre, rescaled to 64x64.
 GESTURE_CROP = 180
 # Faces: the crop side is this multiple of the landmarks' extent (whole face plus some hair).
@@ -23,8 +22,15 @@ def peak_frame(aus):
     return int(np.argmax(np.max(aus, axis=1)))
 
 
-def anchor_frame(dataset, clip):
-    return peak_frame(clip.aus) if dataset == "faces" else 0
+# Anchor rules: the frame a clip's 32-frame window is placed around (`DatasetStyle.anchor_frame`).
+def first_frame(clip):
+    """B.1 (NATOPS): the clip's first frame, the neutral pose that is the appearance condition."""
+    return 0
+
+
+def au_peak_frame(clip):
+    """B.1 (MUG): the peak of the emotion's EMFACS AU intensities."""
+    return peak_frame(clip.aus)
 
 
 def strides_that_fit(num_frames, anchor, before, after=None, strides=STRIDES):
@@ -40,20 +46,23 @@ def sample_indices(num_frames, anchor, before, stride, length=features.NUM_FRAME
     return np.clip(idx, 0, num_frames - 1)
 
 
-def crop_box(dataset, points):
-    """(x0, y0, side) of the square crop in raw pixels, fixed for the clip (no per-frame jitter).
+# Crop rules (`DatasetStyle.crop_box`): (x0, y0, side) of the square crop in raw pixels from the
+# sampled frames' raw keypoints (T, K, 2), fixed for the clip (no per-frame jitter).
+def chest_crop_box(points):
+    """B.1 (NATOPS): a GESTURE_CROP square with the chest (median over the frames) at the centre."""
+    chest = np.median(points[:, keypoints.GESTURE_JOINTS.index("chest")], axis=0)
+    return _square(chest, float(GESTURE_CROP))
 
-    points: the sampled frames' raw keypoints (T, K, 2).
-    """
-    if dataset == "gestures":
-        chest = np.median(points[:, keypoints.GESTURE_JOINTS.index("chest")], axis=0)
-        side = float(GESTURE_CROP)
-        centre = chest
-    else:
-        # B.1: centre-align and rescale with the facial landmarks.
-        centre = np.median(points.mean(axis=1), axis=0)
-        extent = np.median((points.max(axis=1) - points.min(axis=1)).max(axis=1))
-        side = float(FACE_CROP_MARGIN * extent)
+
+def landmark_crop_box(points):
+    """B.1 (MUG): centre-align and rescale with the facial landmarks (their median centre and
+    FACE_CROP_MARGIN times their median extent)."""
+    centre = np.median(points.mean(axis=1), axis=0)
+    extent = np.median((points.max(axis=1) - points.min(axis=1)).max(axis=1))
+    return _square(centre, float(FACE_CROP_MARGIN * extent))
+
+
+def _square(centre, side):
     x0, y0 = np.round(centre - side / 2.0)
     return int(x0), int(y0), int(round(side))
 
@@ -81,11 +90,15 @@ def crop_and_resize(frames, points, box, size=features.FRAME_SIZE):
     return out, mapped
 
 
-def flip(frames, points, dataset, size=features.FRAME_SIZE):
-    """B.1 augmentation: mirror the frames and keypoints and swap left/right keypoints."""
+def flip(frames, points, flip_map, size=features.FRAME_SIZE):
+    """B.1 augmentation: mirror the frames and keypoints and swap left/right keypoints.
+
+    flip_map: after mirroring x, keypoint j takes the coordinates of keypoint flip_map[j]
+      (`DatasetStyle.flip_map`).
+    """
     mirrored = points.copy()
     mirrored[..., 0] = (size - 1) - mirrored[..., 0]
-    return frames[:, :, ::-1], mirrored[:, list(keypoints.FLIP[dataset])]
+    return frames[:, :, ::-1], mirrored[:, list(flip_map)]
 
 
 def velocity(points_flat):
@@ -93,23 +106,19 @@ def velocity(points_flat):
     return np.clip(np.diff(points_flat, axis=0) / features.VELOCITY_SCALE, -1.0, 1.0)
 
 
-def paper_keypoints(dataset, points):
-    """The paper's keypoints out of the adapter's: all 9 joints, or MUG's 11 of 68 landmarks."""
-    if dataset == "faces":
-        return points[:, list(keypoints.FACE_LANDMARK_IDS)]
-    return points
+def make_clip(style, clip, stride, flipped):
+    """One preprocessed clip: (video (32, 64, 64, 3) RGB uint8, keypoints (32, 2k) float32).
 
-
-def make_clip(dataset, clip, stride, flipped):
-    """One preprocessed clip: (video (32, 64, 64, 3) RGB uint8, keypoints (32, 2k) float32)."""
-    anchor = anchor_frame(dataset, clip)
-    idx = sample_indices(len(clip.frames), anchor, FRAMES_BEFORE[dataset], stride)
+    style: the clip's `amc_tf.data.datasets.DatasetStyle` (anchor, window, crop, keypoints, flip).
+    """
+    anchor = style.anchor_frame(clip)
+    idx = sample_indices(len(clip.frames), anchor, style.frames_before, stride)
     points = clip.points[idx]
-    box = crop_box(dataset, points)
+    box = style.crop_box(points)
     frames, points = crop_and_resize(clip.frames[idx][..., ::-1], points, box)  # BGR -> RGB
-    points = paper_keypoints(dataset, points)
+    points = points[:, list(style.paper_keypoint_ids)]
     if flipped:
-        frames, points = flip(frames, points, dataset)
+        frames, points = flip(frames, points, style.flip_map)
     return np.ascontiguousarray(frames), points.reshape(len(idx), -1).astype(np.float32)
 
 

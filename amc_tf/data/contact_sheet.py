@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from amc_tf.data import classes, features, preprocess
+from amc_tf.data import datasets, features, preprocess
 
 LABEL_WIDTH = 190
 
@@ -48,25 +48,25 @@ def render_sheet(videos, points, labels, step=4, zoom=2):
 def write_contact_sheet(examples_dir, out_png, num_clips=6, split="train", dataset=None, step=4):
     """Writes a PNG of `num_clips` preprocessed clips from `examples_dir/Split-<split>/*.gz`.
 
-    dataset: "gestures" or "faces"; None reads it (and the class names) from
+    dataset: a dataset style name (`datasets.names()`); None reads it (and the class names) from
       `examples_dir/summary.json`.
     Returns out_png.
     """
     import cv2
     import tensorflow as tf
     summary = preprocess.read_summary(examples_dir)
-    dataset = dataset or summary["dataset"]
+    style = datasets.get(dataset or summary["dataset"])
     files = sorted(glob.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz")))
     if not files:
         raise FileNotFoundError(f"no {split} examples under {examples_dir}/Split-{split}/")
     records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(num_clips))
     if not records:
         raise ValueError(f"the {split} split under {examples_dir} is empty")
-    parsed = features.parse_examples(tf.stack(records), features.NUM_KEYPOINTS[dataset])
+    k = style.num_keypoints
+    parsed = features.parse_examples(tf.stack(records), k)
     videos = parsed[features.VIDEO].numpy()
-    k = features.NUM_KEYPOINTS[dataset]
     points = parsed[features.KEYPOINTS].numpy().reshape(len(records), features.NUM_FRAMES, k, 2)
-    names = summary.get("class_names") or classes.class_names(dataset)
+    names = summary["class_names"]
     labels = []
     for c, clip_id in zip(parsed[features.MOTION_CLASS].numpy(), parsed[features.CLIP_ID].numpy()):
         clip_id = clip_id.decode()

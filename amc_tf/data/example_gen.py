@@ -12,22 +12,19 @@ Besides the standard `Split-train/` and `Split-eval/` folders, the examples arti
 
 from typing import Any, Dict, List, Optional
 
-import apache_beam as beam
 from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor, write_split
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_beam_executor, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from amc_tf.data import preprocess
+from amc_tf.data import datasets, preprocess
 
-# Input patterns (relative to input_base) that the driver fingerprints: the annotation files.
-INPUT_PATTERNS = {"gestures": "*/*.json", "faces": "*/*/*/*.csv"}
 DATASET_KEY = "dataset"
 
 
@@ -48,20 +45,20 @@ def _options_and_dataset(exec_properties):
     config = custom_config_to_dict(
         exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY))
     dataset = config.pop(DATASET_KEY, None)
-    if dataset not in INPUT_PATTERNS:
-        raise ValueError(f"VideoExampleGen needs dataset 'gestures' or 'faces', got {dataset!r}")
+    datasets.get(dataset)  # a missing or unknown name fails here, naming the choices
     for key in ("augment_copies", "seed"):  # Struct numbers arrive as floats
         if key in config:
             config[key] = int(config[key])
     return dataset, preprocess.PreprocessOptions.from_dict(config)
 
 
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+class Executor(base_beam_executor.BaseBeamExecutor):
     """Runs `preprocess.build_pipeline`, the CLI's pipeline, with the artifact uri as output.
 
-    Unlike the base executor it splits by subject (not by hash), writes the rejected records next
-    to the splits, and writes the splits without TFX's extra shuffle, whose DirectRunner
-    implementation would hold every example in memory (the Trainers shuffle anyway).
+    Unlike TFX's BaseExampleGenExecutor (whose per-split hooks it therefore does not need) it
+    splits by subject (not by hash), writes the rejected records next to the splits, and writes
+    the splits without TFX's extra shuffle, whose DirectRunner implementation would hold every
+    example in memory (the Trainers shuffle anyway).
     """
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -84,34 +81,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                      summary["accepted_clips"], summary["examples"], summary["rejected_clips"],
                      summary["rejected_by_reason"])
 
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        """All accepted examples of an input split, unsplit (TFX's per-input-split contract)."""
-
-        @beam.ptransform_fn
-        def _all_examples(pipeline, exec_properties, split_pattern):
-            del split_pattern  # the adapter lists its own layout under input_base
-            dataset, options = _options_and_dataset(exec_properties)
-            outputs = pipeline | "PreprocessClips" >> preprocess.PreprocessClips(
-                dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY], options)
-            return (outputs["train"], outputs["eval"]) | "AllSplits" >> beam.Flatten()
-
-        return _all_examples
-
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
-                               exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
-        """The train/eval splits (by subject) as PCollections of serialized tf.Examples."""
-        dataset, options = _options_and_dataset(exec_properties)
-        outputs = pipeline | "PreprocessClips" >> preprocess.PreprocessClips(
-            dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY], options)
-        return {split: outputs[split] for split in preprocess.SPLITS}
-
 
 class VideoExampleGen(FileBasedExampleGen):
     """ExampleGen for raw video clips (NATOPS- or MUG-style layouts), preprocessed as in B.1.
 
     Args:
       input_base: the raw directory (layouts in `amc_tf.data.adapters`).
-      dataset: "gestures" or "faces".
+      dataset: a dataset style (`amc_tf.data.datasets.names()`): "gestures" or "faces".
       custom_config: `preprocess.PreprocessOptions` fields, e.g. augment_copies, eval_fraction,
         seed, num_classes, flip_probability, strides.
     """
@@ -120,8 +96,7 @@ class VideoExampleGen(FileBasedExampleGen):
 
     def __init__(self, input_base: str, dataset: str = "gestures",
                  custom_config: Optional[Dict[str, Any]] = None):
-        if dataset not in INPUT_PATTERNS:
-            raise ValueError(f"unknown dataset {dataset!r}; choose 'gestures' or 'faces'")
+        style = datasets.get(dataset)
         config = dict(custom_config or {})
         preprocess.PreprocessOptions.from_dict(config)  # fail at pipeline build, not at run
         config[DATASET_KEY] = dataset
@@ -129,8 +104,9 @@ class VideoExampleGen(FileBasedExampleGen):
         struct.update(config)
         packed = example_gen_pb2.CustomConfig()
         packed.custom_config.Pack(struct)
+        # The driver fingerprints the style's annotation files to tell whether the input changed.
         input_config = example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="raw", pattern=INPUT_PATTERNS[dataset])])
+            example_gen_pb2.Input.Split(name="raw", pattern=style.input_pattern)])
         # Names the output splits; the executor assigns clips to them by subject, not by hash.
         output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=4),

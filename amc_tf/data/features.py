@@ -25,12 +25,10 @@ CHANNELS = 3
 # by < 8 px/frame on the 64x64 crop, so clipping at +-1 rarely binds.
 VELOCITY_SCALE = 8.0
 
-# Keypoints per dataset style (appendix B.1): MUG's 11 facial landmarks, NATOPS's 9 body joints.
-NUM_KEYPOINTS = {"faces": 11, "gestures": 9}
-
 
 def feature_spec(num_keypoints, num_frames=NUM_FRAMES):
-    """tf.io.parse_example spec for preprocessed clips with `num_keypoints` keypoints."""
+    """tf.io.parse_example spec for preprocessed clips with `num_keypoints` keypoints (k, a
+    property of the dataset style: `amc_tf.data.datasets.get(name).num_keypoints`)."""
     import tensorflow as tf
     return {
         VIDEO: tf.io.FixedLenFeature([], tf.string),

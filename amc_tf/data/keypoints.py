@@ -1,4 +1,7 @@
-"""Keypoint definitions of both dataset styles (appendix B.1) and their horizontal-flip maps."""
+"""Keypoint definitions of both dataset styles (appendix B.1) and their horizontal-flip maps.
+
+The dataset style descriptions (`amc_tf.data.datasets`) tie each style to its keypoints here.
+"""
 
 # NATOPS: the 9 body joints the paper uses, in this order (L/R are the person's own sides).
 GESTURE_JOINTS = ("head", "chest", "navel", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
@@ -35,6 +38,18 @@ def _mirror_68(i):
 
 MIRROR_68 = tuple(_mirror_68(i) for i in range(NUM_FACE_LANDMARKS))
 
+
+def _region_68(i):
+    """The facial part of 0-based landmark `i` of the 68-point template."""
+    for last, region in ((16, "jaw"), (26, "brow"), (35, "nose"), (47, "eye")):
+        if i <= last:
+            return region
+    return "lip"
+
+
+# The paper's 11 face keypoints by region and 1-based template number (Figure D), e.g. "brow_20".
+FACE_KEYPOINTS = tuple(f"{_region_68(i)}_{i + 1}" for i in FACE_LANDMARK_IDS)
+
 # Flip permutations: after mirroring x, keypoint j takes the coordinates of FLIP[j] (swap L/R).
 def _other_side(name):
     return name.replace("l_", "#").replace("r_", "l_").replace("#", "r_")
@@ -42,7 +57,6 @@ def _other_side(name):
 
 GESTURE_FLIP = tuple(GESTURE_JOINTS.index(_other_side(n)) for n in GESTURE_JOINTS)
 FACE_FLIP = tuple(FACE_LANDMARK_IDS.index(MIRROR_68[i]) for i in FACE_LANDMARK_IDS)
-FLIP = {"gestures": GESTURE_FLIP, "faces": FACE_FLIP}
 
 # OpenFace's AU intensity outputs (`AUxx_r` columns).
 OPENFACE_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)

@@ -19,7 +19,7 @@ from typing import Optional
 import apache_beam as beam
 import numpy as np
 
-from amc_tf.data import adapters, classes, clip_rules, features
+from amc_tf.data import adapters, clip_rules, datasets, features
 
 SPLITS = ("train", "eval")
 METRICS_NAMESPACE = "amc_tf.data"
@@ -38,27 +38,39 @@ class PreprocessOptions:
     augment_copies: examples per accepted clip, each with its own random flip and stride (B.1).
     eval_fraction: share of subjects (not clips) that go to the eval split.
     seed: makes the split and the augmentation deterministic.
-    num_classes: gestures classes to accept (None: all listed in classes.txt / the default 12).
-    flip_probability: chance that a copy is mirrored (B.1 random horizontal flip).
-    strides: the random strides to choose from (B.1: 1, 2 or 3), among those that fit the clip.
+    num_classes: accept the first N classes (None: all the raw dir declares, else the dataset
+      style's default number; `DatasetStyle.class_names`).
+    flip_probability: chance that a copy is mirrored (B.1 random horizontal flip; None: the
+      dataset style's default, 0.5).
+    strides: the random strides to choose from, among those that fit the clip (None: the dataset
+      style's default, B.1: 1, 2 or 3).
     """
     augment_copies: int = 1
     eval_fraction: float = 0.2
     seed: int = 0
     num_classes: Optional[int] = None
-    flip_probability: float = 0.5
-    strides: tuple = clip_rules.STRIDES
+    flip_probability: Optional[float] = None
+    strides: Optional[tuple] = None
 
     def __post_init__(self):
         if self.augment_copies < 1:
             raise ValueError(f"augment_copies must be >= 1, got {self.augment_copies}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if not 0.0 <= self.flip_probability <= 1.0:
+        if self.flip_probability is not None and not 0.0 <= self.flip_probability <= 1.0:
             raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
-        if not self.strides or any(int(s) < 1 for s in self.strides):
-            raise ValueError(f"strides must be positive integers, got {self.strides}")
-        object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
+        if self.strides is not None:
+            if not self.strides or any(int(s) < 1 for s in self.strides):
+                raise ValueError(f"strides must be positive integers, got {self.strides}")
+            object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
+
+    def with_defaults_of(self, style):
+        """These options with `style`'s augmentation defaults where they are None."""
+        return dataclasses.replace(
+            self,
+            flip_probability=(style.flip_probability if self.flip_probability is None
+                              else self.flip_probability),
+            strides=style.strides if self.strides is None else self.strides)
 
     @classmethod
     def from_dict(cls, config):
@@ -70,7 +82,7 @@ class PreprocessOptions:
         config = dict(config)
         if config.get("num_classes") is not None:
             config["num_classes"] = int(config["num_classes"])
-        if "strides" in config:
+        if config.get("strides") is not None:
             config["strides"] = tuple(config["strides"])
         return cls(**config)
 
@@ -89,28 +101,14 @@ def split_subjects(subjects, eval_fraction, seed):
     return {s: ("eval" if s in eval_set else "train") for s in subjects}
 
 
-def dataset_class_names(dataset, raw_dir, num_classes=None):
-    """The labels a run accepts: the raw dir's classes (gestures), cut to `num_classes` if given."""
-    names = classes.read_class_names(raw_dir, dataset) if dataset == "gestures" else \
-        classes.class_names(dataset)
-    if num_classes is not None:
-        if num_classes > len(names):
-            raise ValueError(f"num_classes={num_classes} but {raw_dir} lists {len(names)} classes")
-        names = names[:num_classes]
-    return names
-
-
 def plan_clips(dataset, raw_dir, options):
     """Lists the raw clips (paths only) and tags each with its split; fails on an empty dir."""
-    if dataset not in features.NUM_KEYPOINTS:
-        raise ValueError(f"unknown dataset {dataset!r}; "
-                         f"choose from {sorted(features.NUM_KEYPOINTS)}")
-    refs = adapters.list_clips(dataset, raw_dir)
+    style = datasets.get(dataset)
+    refs = style.list_clips(raw_dir)
     if not refs:
-        layout = "<subject>/<clip>.avi + .json" if dataset == "gestures" else \
-            "<subject>/<emotion>/<take>/*.jpg + OpenFace *.csv"
-        raise FileNotFoundError(f"no {dataset} clips under {raw_dir} (expected {layout}); "
-                                f"write synthetic ones with `amc-tf synth {dataset} --out DIR`")
+        raise FileNotFoundError(f"no {dataset} clips under {raw_dir} (expected "
+                                f"{style.raw_layout}); write synthetic ones with "
+                                f"`amc-tf synth {dataset} --out DIR`")
     splits = split_subjects([r["subject"] for r in refs], options.eval_fraction, options.seed)
     for ref in refs:
         ref["split"] = splits[ref["subject"]]
@@ -125,33 +123,34 @@ class DecodeAndPreprocess(beam.DoFn):
     """
 
     def __init__(self, dataset, class_names, options):
-        self._dataset = dataset
+        self._dataset = dataset  # the name travels to the workers, its style is looked up there
         self._class_names = list(class_names)
         self._options = options
+        self._style = None
 
     def setup(self):
         import cv2
         cv2.setNumThreads(1)  # one clip per worker thread; Beam provides the parallelism
+        self._style = datasets.get(self._dataset)
 
     def _count(self, name):
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc()
 
     def process(self, ref):
-        opts = self._options
+        opts, style = self._options, self._style
         try:
-            clip = adapters.load_clip(self._dataset, ref, self._class_names, features.NUM_FRAMES)
-            anchor = clip_rules.anchor_frame(self._dataset, clip)
-            before = clip_rules.FRAMES_BEFORE[self._dataset]
-            # B.1 random stride 1-3 around the peak, among the strides whose window fits (a MUG
+            clip = style.load_clip(ref, self._class_names, features.NUM_FRAMES)
+            anchor = style.anchor_frame(clip)
+            # B.1 random stride 1-3 around the anchor, among the strides whose window fits (a MUG
             # peak too near an end for even stride 1 falls back to stride 1 with edge frames).
-            strides = clip_rules.strides_that_fit(len(clip.frames), anchor, before,
+            strides = clip_rules.strides_that_fit(len(clip.frames), anchor, style.frames_before,
                                                   strides=opts.strides) or [1]
             outputs = []
             for copy in range(opts.augment_copies):
                 rng = np.random.default_rng([opts.seed, zlib.crc32(ref["clip"].encode()), copy])
                 stride = int(rng.choice(strides))
                 flipped = bool(rng.random() < opts.flip_probability)
-                video, points = clip_rules.make_clip(self._dataset, clip, stride, flipped)
+                video, points = clip_rules.make_clip(style, clip, stride, flipped)
                 clip_id = f"{ref['clip']}#{copy}:s{stride}{':flip' if flipped else ''}"
                 outputs.append(clip_rules.to_example(video, points, clip.label, ref["subject"],
                                                      clip_id))
@@ -209,12 +208,13 @@ class PreprocessClips(beam.PTransform):
     def __init__(self, dataset, raw_dir, options=None):
         super().__init__()
         self._dataset = dataset
+        self._style = datasets.get(dataset)
         self._raw_dir = raw_dir
-        self._options = options or PreprocessOptions()
+        self._options = (options or PreprocessOptions()).with_defaults_of(self._style)
 
     def expand(self, pbegin):
         opts = self._options
-        names = dataset_class_names(self._dataset, self._raw_dir, opts.num_classes)
+        names = self._style.class_names(self._raw_dir, opts.num_classes)
         refs = plan_clips(self._dataset, self._raw_dir, opts)
         results = (
             pbegin
@@ -266,9 +266,21 @@ def split_dir(out_dir, split):
 
 
 def read_summary(out_dir):
+    """The `summary.json` of a preprocessed dir or ExampleGen examples uri (any Beam filesystem):
+    its "dataset" and "class_names" are what the Trainers need to read the examples."""
     from apache_beam.io.filesystems import FileSystems
-    with FileSystems.open(posixpath.join(out_dir, SUMMARY_FILE)) as f:
-        return json.loads(f.read())
+    path = FileSystems.join(out_dir, SUMMARY_FILE)
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"{path} does not exist: {out_dir} is not the output of a "
+                                f"finished `amc-tf preprocess` or VideoExampleGen run")
+    try:
+        summary = json.loads(adapters.read_bytes(path))
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    missing = [key for key in ("dataset", "class_names") if key not in summary]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}")
+    return summary
 
 
 def read_rejected(out_dir):

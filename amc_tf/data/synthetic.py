@@ -2,10 +2,11 @@
 
 Neither real dataset can be downloaded here, so these renderers write raw clips in exactly the
 layouts the real-data adapters read (see `amc_tf.data.adapters`), and preprocessing cannot tell
-them apart. Everything is deterministic for a seed.
+them apart. Everything is deterministic for a seed. The gestures are rendered here, the faces in
+`synthetic_faces`; both use `synthetic_scene`.
 
-    write_gestures(out_dir, clips, seed, num_classes=12)   # NATOPS-like, 9 joints
-    write_faces(out_dir, clips, seed)                       # MUG-like, OpenFace 68 landmarks + AUs
+    write_gestures(out_dir, clips, seed, num_classes=None)  # NATOPS-like, 9 joints (12 classes)
+    write_faces(out_dir, clips, seed)                        # MUG-like, OpenFace 68 landmarks + AUs
 """
 
 import json
@@ -14,6 +15,9 @@ import os
 import numpy as np
 
 from amc_tf.data import classes, keypoints
+from amc_tf.data.synthetic_scene import (SUB, background, default_num_subjects, random_colour,
+                                          subject_name)
+from amc_tf.data.synthetic_faces import write_faces  # noqa: F401 - one import for both writers
 
 # NATOPS videos are 320x240 at 20 fps; raw clips are long enough for stride 3 (31 * 3 + 1 frames).
 GESTURE_FRAME_W, GESTURE_FRAME_H = 320, 240
@@ -23,12 +27,6 @@ VIDEO_EXT = ".avi"
 VIDEO_FOURCC = "MJPG"  # round-trips with opencv-python-headless (no external codecs needed)
 
 _NEUTRAL = 12.0   # degrees: arms hang slightly away from the body
-_SUB = 16         # cv2 fixed-point shift of 4 bits: sub-pixel anti-aliased drawing
-
-
-def default_num_subjects(clips, num_classes):
-    """Enough identities for a by-subject split, each seeing every class when clips allow."""
-    return int(np.clip(clips // max(num_classes, 1), 3, 20)) if clips >= 3 else max(clips, 1)
 
 
 def _h(u):
@@ -163,35 +161,8 @@ def gesture_joints(name, num_frames, rng, body):
     return joints
 
 
-def _random_colour(rng, value_range, sat_range=(0.45, 0.95)):
-    """A BGR colour from a random hue with saturation/value in the given ranges."""
-    import cv2
-    hsv = np.uint8([[[rng.integers(0, 180), int(255 * rng.uniform(*sat_range)),
-                      int(255 * rng.uniform(*value_range))]]])
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
-
-
-def background(rng, width, height, dark):
-    """A textured background: base colour plus smooth noise, stripes or a soft checkerboard."""
-    import cv2
-    base = np.array(_random_colour(rng, (0.15, 0.35) if dark else (0.7, 0.9), (0.0, 0.35)), float)
-    kind = rng.integers(0, 3)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    if kind == 0:
-        noise = rng.normal(size=(rng.integers(3, 8), rng.integers(4, 10))).astype(np.float32)
-        tex = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) * 14
-    elif kind == 1:
-        angle = rng.uniform(0, np.pi)
-        tex = 12 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) / rng.uniform(6, 16))
-    else:
-        cell = rng.uniform(18, 40)
-        tex = 10 * np.sign(np.sin(xx / cell * np.pi) * np.sin(yy / cell * np.pi))
-    img = base[None, None, :] + tex[..., None]
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
 def _pt(p):
-    return (int(round(p[0] * _SUB)), int(round(p[1] * _SUB)))
+    return (int(round(p[0] * SUB)), int(round(p[1] * SUB)))
 
 
 def render_gesture_frame(bg, joints, body):
@@ -211,16 +182,16 @@ def render_gesture_frame(bg, joints, body):
                      np.int32)
     cv2.fillConvexPoly(img, torso, body["torso_colour"], aa, shift)
     cv2.line(img, _pt(j["head"]), _pt(j["chest"]), body["skin_colour"], limb, aa, shift)
-    cv2.circle(img, _pt(j["head"]), int(body["head_r"] * s * _SUB), body["skin_colour"], -1, aa,
+    cv2.circle(img, _pt(j["head"]), int(body["head_r"] * s * SUB), body["skin_colour"], -1, aa,
                shift)
     cv2.ellipse(img, _pt(j["head"] + [0, -body["head_r"] * s * 0.35]),
-                (int(body["head_r"] * s * 1.02 * _SUB), int(body["head_r"] * s * 0.7 * _SUB)),
+                (int(body["head_r"] * s * 1.02 * SUB), int(body["head_r"] * s * 0.7 * SUB)),
                 0, 180, 360, body["hair_colour"], -1, aa, shift)
     for side in ("l", "r"):
         sh, el, wr = j[f"{side}_shoulder"], j[f"{side}_elbow"], j[f"{side}_wrist"]
         cv2.line(img, _pt(sh), _pt(el), body["arm_colour"], limb + 1, aa, shift)
         cv2.line(img, _pt(el), _pt(wr), body["forearm_colour"], limb, aa, shift)
-        cv2.circle(img, _pt(wr), int((limb * 0.75 + 1) * _SUB), body["skin_colour"], -1, aa, shift)
+        cv2.circle(img, _pt(wr), int((limb * 0.75 + 1) * SUB), body["skin_colour"], -1, aa, shift)
     return img
 
 
@@ -231,11 +202,11 @@ def _subject_body(rng):
         torso=rng.uniform(38, 46), shoulder_w=rng.uniform(20, 25), shoulder_h=rng.uniform(9, 13),
         upper_arm=rng.uniform(32, 36), forearm=rng.uniform(29, 33), hip_w=rng.uniform(11, 15),
         head_r=rng.uniform(14, 17),
-        torso_colour=_random_colour(rng, (0.45, 0.95)),
-        arm_colour=_random_colour(rng, (0.45, 0.95)),
-        leg_colour=_random_colour(rng, (0.25, 0.7)),
-        skin_colour=_random_colour(rng, (0.55, 0.95), (0.2, 0.6)),
-        hair_colour=_random_colour(rng, (0.05, 0.5), (0.2, 0.8)),
+        torso_colour=random_colour(rng, (0.45, 0.95)),
+        arm_colour=random_colour(rng, (0.45, 0.95)),
+        leg_colour=random_colour(rng, (0.25, 0.7)),
+        skin_colour=random_colour(rng, (0.55, 0.95), (0.2, 0.6)),
+        hair_colour=random_colour(rng, (0.05, 0.5), (0.2, 0.8)),
     )
 
 
@@ -265,22 +236,20 @@ def _write_video(path, frames, fps):
     writer.release()
 
 
-def subject_name(i):
-    return f"subject{i:02d}"
-
-
-def write_gestures(out_dir, clips, seed=0, num_classes=classes.DEFAULT_GESTURE_CLASSES,
-                   num_subjects=None, min_frames=GESTURE_MIN_FRAMES):
+def write_gestures(out_dir, clips, seed=0, num_classes=None, num_subjects=None,
+                   min_frames=GESTURE_MIN_FRAMES):
     """Writes `clips` NATOPS-like gesture clips to `out_dir` in the gestures adapter's layout.
 
     Layout: `classes.txt` (one class name per line) and, per clip, `<subject>/<clip>.avi` (MJPG
     video, 320x240, BGR) with `<subject>/<clip>.json` ({"label", "subject", "fps", "joint_names",
     "joints": T lists of 18 floats (x, y per joint, frame pixels)}). Clips cycle through the
     classes so every subject performs every class when `clips >= num_classes * num_subjects`.
+    num_classes: the first 1..24 of `classes.GESTURE_CLASSES` (None: the default 12).
 
     Returns the list of written clip ids (`<subject>/<clip>`).
     """
-    names = classes.class_names("gestures", num_classes)
+    num_classes = classes.DEFAULT_GESTURE_CLASSES if num_classes is None else num_classes
+    names = classes.first_classes(classes.GESTURE_CLASSES, num_classes, "gestures")
     num_subjects = num_subjects or default_num_subjects(clips, len(names))
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, classes.CLASSES_FILE), "w") as f:
@@ -310,12 +279,3 @@ def write_gestures(out_dir, clips, seed=0, num_classes=classes.DEFAULT_GESTURE_C
             json.dump(annotation, f)
         written.append(clip_id)
     return written
-
-
-def write_faces(out_dir, clips, seed=0, num_subjects=None):
-    """Writes `clips` MUG-like face takes to `out_dir` in the faces adapter's layout.
-
-    See `amc_tf.data.synthetic_faces.write_faces`.
-    """
-    from amc_tf.data import synthetic_faces
-    return synthetic_faces.write_faces(out_dir, clips, seed=seed, num_subjects=num_subjects)

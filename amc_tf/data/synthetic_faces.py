@@ -10,7 +10,8 @@ import os
 import numpy as np
 
 from amc_tf.data import classes, keypoints
-from amc_tf.data.synthetic import _random_colour, _SUB, background, subject_name
+from amc_tf.data.synthetic_scene import (SUB, background, default_num_subjects, random_colour,
+                                          subject_name)
 
 FACE_FRAME_SIZE = 128
 FACE_FPS = 20
@@ -117,9 +118,9 @@ def _subject_face(rng):
         width=rng.uniform(0.88, 1.02), height=rng.uniform(1.0, 1.15), unit=rng.uniform(32, 37),
         eye_spread=rng.uniform(0.94, 1.08), mouth_width=rng.uniform(0.9, 1.12),
         skin=tuple(int(c) for c in np.clip(skin, 0, 255)),
-        hair=_random_colour(rng, (0.05, 0.6), (0.2, 0.8)),
+        hair=random_colour(rng, (0.05, 0.6), (0.2, 0.8)),
         hair_long=bool(rng.random() < 0.5), hair_top=rng.uniform(1.05, 1.25),
-        iris=_random_colour(rng, (0.2, 0.6), (0.3, 0.8)),
+        iris=random_colour(rng, (0.2, 0.6), (0.3, 0.8)),
         lips=tuple(int(c * rng.uniform(0.7, 1.0)) for c in (110, 110, 190)),
     )
 
@@ -144,7 +145,7 @@ def face_landmarks(face, aus_table, rng):
 
 
 def _poly(points):
-    return np.round(np.asarray(points) * _SUB).astype(np.int32)
+    return np.round(np.asarray(points) * SUB).astype(np.int32)
 
 
 def render_face_frame(bg, lm, face, unit):
@@ -176,7 +177,7 @@ def render_face_frame(bg, lm, face, unit):
     for eye in (lm[36:42], lm[42:48]):
         cv2.fillPoly(img, [_poly(eye)], (245, 245, 245), aa, shift)
         opening = max(0.5, (eye[4:6, 1].mean() - eye[1:3, 1].mean()) / 2)
-        cv2.circle(img, tuple(_poly(eye.mean(axis=0))), int(min(opening, unit * 0.07) * _SUB),
+        cv2.circle(img, tuple(_poly(eye.mean(axis=0))), int(min(opening, unit * 0.07) * SUB),
                    face["iris"], -1, aa, shift)
         cv2.polylines(img, [_poly(eye)], True, (40, 40, 40), 1, aa, shift)
     nose_shade = tuple(int(c * 0.7) for c in face["skin"])
@@ -204,13 +205,17 @@ def write_openface_csv(path, landmarks, aus_table, fps=FACE_FPS):
         f.write("\n".join(rows) + "\n")
 
 
-def write_faces(out_dir, clips, seed=0, num_subjects=None):
+def write_faces(out_dir, clips, seed=0, num_subjects=None, num_classes=None):
     """Writes `clips` MUG-like takes: `<subject>/<emotion>/take<NNN>/img_<TTTT>.jpg` (128x128) and
-    `<subject>/<emotion>/take<NNN>/openface.csv`. Emotions cycle so every subject shows all six
-    when `clips >= 6 * num_subjects`. Returns the take ids (`<subject>/<emotion>/<take>`)."""
+    `<subject>/<emotion>/take<NNN>/openface.csv`. Emotions cycle so every subject shows all of
+    them when `clips >= num_classes * num_subjects`. Returns the take ids
+    (`<subject>/<emotion>/<take>`).
+
+    num_classes: the first 1..6 of `classes.EMOTIONS` (None: all six).
+    """
     import cv2
-    from amc_tf.data.synthetic import default_num_subjects
-    emotions = classes.EMOTIONS
+    num_classes = len(classes.EMOTIONS) if num_classes is None else num_classes
+    emotions = classes.first_classes(classes.EMOTIONS, num_classes, "faces")
     num_subjects = num_subjects or default_num_subjects(clips, len(emotions))
     faces = [_subject_face(np.random.default_rng(s))
              for s in np.random.SeedSequence([seed, 3]).spawn(num_subjects)]

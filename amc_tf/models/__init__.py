@@ -1,19 +1,14 @@
-"""amc_tf.models: generator, discriminators, ConvLSTM cell, motion classifier, AMCGAN."""
+"""amc_tf.models: the model families (one subpackage each) and the networks they share.
 
-from amc_tf.models.classifier import MotionClassifier, classifier_input
-from amc_tf.models.convlstm import ConvLSTMCell
-from amc_tf.models.discriminators import AppearanceDiscriminator, MotionDiscriminator
-from amc_tf.models.generator import Generator, motion_condition
-from amc_tf.models.saving import load_classifier, load_generator, save_model
+    family      the ModelFamily contract and the registry (`get_family`, `family_names`)
+    amc_gan     AMC-GAN (Jang, Kim, Song, ICML 2018): presets, generator, D_a, D_m, AMCGAN
+    classifier  the B.3 3D-CNN motion classifier: the judge of every family's videos
+    convlstm    the ConvLSTM cell
+    saving      `.keras` save / load
 
-__all__ = ["AMCGAN", "AppearanceDiscriminator", "ConvLSTMCell", "Generator", "MotionClassifier",
-           "MotionDiscriminator", "classifier_input", "load_classifier", "load_generator",
-           "motion_condition", "save_model"]
+Importing this package does not import TensorFlow (the CLI lists the families without it).
+"""
 
+from amc_tf.models.family import ModelFamily, family_names, get_family
 
-def __getattr__(name):
-    # AMCGAN's train step uses TensorFlow directly; import it lazily.
-    if name == "AMCGAN":
-        from amc_tf.models.amcgan import AMCGAN
-        return AMCGAN
-    raise AttributeError(name)
+__all__ = ["ModelFamily", "family_names", "get_family"]

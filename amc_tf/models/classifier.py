@@ -1,33 +1,22 @@
-"""The 3D-CNN motion classifier of appendix B.3 (Figure E), trained on real clips."""
+"""The 3D-CNN motion classifier of appendix B.3 (Figure E), trained on real clips; it judges the
+videos of every model family (§4.1)."""
+
+import types
 
 import keras
 from keras import ops
 
-from amc_tf.models.common import ConfigModel, batch_norm, lrelu
+from amc_tf.models.common import Network, batch_norm
 
 
-def classifier_input(video, config):
-    """B.3's input rule: drop the first frames, repeat the first/last remaining frames.
+def classifier_input(video):
+    """B.3's input rule on a video (batch, T, H, W, 3): drop the first frames, repeat the
+    first/last remaining frames.
 
     For T = 32: drop 4 frames, pad the first and the last frame twice each -> 32 frames. Other T
-    drop T/8 frames and pad as evenly. A clip with `source_frames` frames (a preprocessed clip
-    when T < 32) is first subsampled every `frame_stride` frames; frames of another size are
-    resized to `frame_size`.
+    drop T/8 frames and pad as evenly.
     """
-    frames = video.shape[1]
-    if frames == config.source_frames and frames != config.num_frames:
-        video = video[:, ::config.frame_stride]
-    elif frames != config.num_frames:
-        raise ValueError(f"classifier expects {config.num_frames} (or {config.source_frames}) "
-                         f"frames, got {frames}")
-    if video.shape[2] != config.frame_size or video.shape[3] != config.frame_size:
-        t = video.shape[1]
-        flat = ops.reshape(video, (-1,) + tuple(video.shape[2:]))
-        flat = ops.image.resize(flat, (config.frame_size, config.frame_size),
-                                interpolation="area" if video.shape[2] > config.frame_size
-                                else "bilinear")
-        video = ops.reshape(flat, (-1, t, config.frame_size, config.frame_size, 3))
-    drop = config.classifier_drop_frames
+    drop = video.shape[1] // 8
     if drop == 0:
         return video
     kept = video[:, drop:]
@@ -38,43 +27,102 @@ def classifier_input(video, config):
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
-class MotionClassifier(ConfigModel):
+class MotionClassifier(Network):
     """c-way 3D CNN: conv3d(64) - lrelu - conv3d(128) - BN - lrelu - conv3d(256) - BN - lrelu -
     conv3d(512) - flatten - fc(128) - BN - lrelu - dropout(0.5) - fc(c).
 
-    Input: video float32 (batch, T, H, W, 3) in [-1, 1], the full clip (y_a + generated frames
-    or a real clip); the B.3 input rule is applied inside. Output: logits (batch, c).
+    Args:
+        num_classes: c, the motion classes.
+        num_frames: T of the videos it classifies.
+        frame_size: H = W.
+        filters: filters of the four 4x4x4 conv3d layers.
+        strides: their strides.
+        fc_units: units of the hidden fully-connected layer.
+        dropout: dropout rate before the logits.
+        leaky_relu_slope: negative slope of the leaky ReLUs.
+        sync_batchnorm: BN statistics over the global batch under tf.distribute.
+
+    Input: a prepared video float32 (batch, T, H, W, 3) in [-1, 1], the full clip (y_a +
+    generated frames or a real clip); the B.3 input rule is applied inside. Output: logits
+    (batch, c).
+
+    Example, B.3's classifier for NATOPS:
+        MotionClassifier(num_classes=24, num_frames=32, frame_size=64,
+                         filters=(64, 128, 256, 512), strides=(2, 2, 2, 4), fc_units=128,
+                         dropout=0.5, leaky_relu_slope=0.2, sync_batchnorm=True)
     """
 
-    def __init__(self, config, **kwargs):
-        super().__init__(config, **kwargs)
-        c = self.config
+    def __init__(self, num_classes, num_frames, frame_size, filters, strides, fc_units, dropout,
+                 leaky_relu_slope, sync_batchnorm, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.num_frames = num_frames
+        self.frame_size = frame_size
+        self.filters = tuple(filters)
+        self.strides = tuple(strides)
+        self.fc_units = fc_units
+        self.dropout_rate = dropout
+        self.leaky_relu_slope = leaky_relu_slope
+        self.sync_batchnorm = sync_batchnorm
         self.convs = [keras.layers.Conv3D(f, 4, strides=s, padding="same", name=f"conv3d_{i + 1}")
-                      for i, (f, s) in enumerate(zip(c.clf_filters, c.clf_strides))]
-        self.norms = [None, batch_norm(c, "bn2"), batch_norm(c, "bn3"), None]
+                      for i, (f, s) in enumerate(zip(filters, strides))]
+        self.norms = [None, batch_norm(sync_batchnorm, "bn2"), batch_norm(sync_batchnorm, "bn3"),
+                      None]
         self.flatten = keras.layers.Flatten()
-        self.fc = keras.layers.Dense(c.clf_fc_units, name="fc")
-        self.fc_norm = batch_norm(c, "fc_bn")
-        self.dropout = keras.layers.Dropout(c.clf_dropout)
-        self.out = keras.layers.Dense(c.num_classes, name="logits")
+        self.fc = keras.layers.Dense(fc_units, name="fc")
+        self.fc_norm = batch_norm(sync_batchnorm, "fc_bn")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.out = keras.layers.Dense(num_classes, name="logits")
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "num_frames": self.num_frames, "frame_size": self.frame_size,
+                "filters": self.filters, "strides": self.strides, "fc_units": self.fc_units,
+                "dropout": self.dropout_rate, "leaky_relu_slope": self.leaky_relu_slope,
+                "sync_batchnorm": self.sync_batchnorm}
+
+    @classmethod
+    def from_config(cls, config):
+        if "config" in config:    # a file saved when the classifier took the whole AMCConfig
+            return build_classifier(types.SimpleNamespace(**config["config"]),
+                                    name=config.get("name"))
+        return super().from_config(config)
 
     def dummy_inputs(self, batch_size=1):
-        c = self.config
-        return ops.zeros((batch_size, c.num_frames, c.frame_size, c.frame_size, 3))
+        return ops.zeros((batch_size, self.num_frames, self.frame_size, self.frame_size, 3))
+
+    def lrelu(self, x):
+        return ops.leaky_relu(x, self.leaky_relu_slope)
 
     def embed(self, video, training=False):
         """φ(x): (batch, T/64 ... , 512) before flattening (2 x 2 x 512 for T=32, 64x64)."""
-        x = ops.cast(classifier_input(video, self.config), self.compute_dtype)
+        expected = (self.num_frames, self.frame_size, self.frame_size)
+        if tuple(video.shape[1:4]) != expected:
+            # Clips are prepared by amc_tf.inputs (frame stride, frame size) before they get here.
+            raise ValueError(f"the classifier takes videos of (T, H, W) = {expected}, got "
+                             f"{tuple(video.shape[1:4])}")
+        x = ops.cast(classifier_input(video), self.compute_dtype)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = conv(x)
             if norm is not None:
                 x = norm(x, training=training)
             if i < len(self.convs) - 1:
-                x = lrelu(x, self.config)
+                x = self.lrelu(x)
         return x
 
     def call(self, video, training=False):
         x = self.flatten(self.embed(video, training=training))
-        x = lrelu(self.fc_norm(self.fc(x), training=training), self.config)
+        x = self.lrelu(self.fc_norm(self.fc(x), training=training))
         x = self.dropout(x, training=training)
         return ops.cast(self.out(x), "float32")
+
+
+def build_classifier(config, **kwargs):
+    """The B.3 classifier of any family's config: reads num_classes, num_frames, frame_size,
+    leaky_relu_slope, sync_batchnorm and clf_filters, clf_strides, clf_fc_units, clf_dropout.
+    kwargs go to keras.Model (name, ...)."""
+    return MotionClassifier(
+        num_classes=config.num_classes, num_frames=config.num_frames,
+        frame_size=config.frame_size, filters=config.clf_filters, strides=config.clf_strides,
+        fc_units=config.clf_fc_units, dropout=config.clf_dropout,
+        leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm, **kwargs)

@@ -1,26 +1,14 @@
-"""Small shared pieces: config (de)serialisation for the models, normalisation, activations."""
+"""Small pieces every family's networks share: the network base class, normalisation, time
+folding."""
 
 import keras
 from keras import ops
 
-from amc_tf.config import AMCConfig
 
-
-def as_config(config):
-    """An AMCConfig from an AMCConfig or its dict (what get_config stores)."""
-    if isinstance(config, AMCConfig):
-        return config
-    return AMCConfig.from_dict(dict(config))
-
-
-def batch_norm(config, name=None):
-    """BN with statistics over the global batch under tf.distribute when sync_batchnorm."""
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                           synchronized=config.sync_batchnorm, name=name)
-
-
-def lrelu(x, config):
-    return ops.leaky_relu(x, negative_slope=config.leaky_relu_slope)
+def batch_norm(synchronized, name=None):
+    """BN with statistics over the global batch under tf.distribute when `synchronized`."""
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized,
+                                           name=name)
 
 
 def fold_time(x):
@@ -39,27 +27,21 @@ def tile_spatial(vector, size):
     return ops.tile(vector[:, None, None, :], (1, size, size, 1))
 
 
-class ConfigModel(keras.Model):
-    """A keras.Model whose only constructor argument is an AMCConfig (or its dict).
+class Network(keras.Model):
+    """A keras.Model built by one call on zeros shaped like its inputs (`dummy_inputs`).
 
-    Subclasses build every weight on the first call; `build_from_config` does that call on zeros
-    so `.keras` files round-trip through keras.saving.load_model.
+    Subclasses take their own hyper-parameters in `__init__`, return exactly them from
+    `get_config` and create their sublayers' weights on the first call, so `build()` needs no
+    shapes and `.keras` files round-trip through keras.saving.load_model.
     """
-
-    def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        self.config = as_config(config)
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        amc = config.pop("config")
-        config.pop("trainable", None)
+        # The loader's dtype policy, not the training run's: a network trained under mixed
+        # precision loads in float32 unless the loading code sets a policy.
         config.pop("dtype", None)
-        return cls(amc, name=config.get("name"))
+        return cls(**config)
 
     def dummy_inputs(self, batch_size=1):
         raise NotImplementedError

@@ -1,33 +1,49 @@
-"""Saving and loading trained networks as `.keras` files (config + weights)."""
+"""Saving and loading trained networks as `.keras` files (config + weights), at any tf.io.gfile
+path: local, gs:// (Vertex) or ram:// (tests). Keras itself reads and writes local files only, so
+a local temporary file goes in between."""
 
-import os
+import posixpath
+import tempfile
 
 import keras
+import tensorflow as tf
 
-GENERATOR_FILE = "generator.keras"
 CLASSIFIER_FILE = "classifier.keras"
 
 
 def save_model(model, path):
-    """Saves a built amc_tf network to `path` (a `.keras` file)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    model.save(path)
+    """Saves a built amc_tf network to `path` (a `.keras` file); returns the path."""
+    tf.io.gfile.makedirs(posixpath.dirname(path))
+    with tempfile.TemporaryDirectory(prefix="amc_tf_") as tmp:
+        local = posixpath.join(tmp, posixpath.basename(path))
+        model.save(local)
+        tf.io.gfile.copy(local, path, overwrite=True)
     return path
 
 
-def _load(path, default_file):
-    # Importing the modules registers the classes with keras.saving.
-    from amc_tf.models import classifier, generator  # noqa: F401
-    if os.path.isdir(path):
-        path = os.path.join(path, default_file)
-    return keras.saving.load_model(path, compile=False)
+def load_model(path):
+    """The network in the `.keras` file at `path` (its classes must be registered)."""
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"no saved network at {path}")
+    with tempfile.TemporaryDirectory(prefix="amc_tf_") as tmp:
+        local = posixpath.join(tmp, posixpath.basename(path))
+        tf.io.gfile.copy(path, local, overwrite=True)
+        return keras.saving.load_model(local, compile=False)
 
 
-def load_generator(path):
-    """A Generator from a `.keras` file or a directory holding `generator.keras`."""
-    return _load(path, GENERATOR_FILE)
+def load_generator(path, family=None):
+    """The generator of `family` (a registered name, default AMC-GAN) from a `.keras` file or
+    a directory holding the family's generator file."""
+    from amc_tf.models.family import get_family
+    family = get_family(family)
+    if tf.io.gfile.isdir(path):
+        path = posixpath.join(path, family.generator_file())
+    return family.load_generator(path)
 
 
 def load_classifier(path):
     """A MotionClassifier from a `.keras` file or a directory holding `classifier.keras`."""
-    return _load(path, CLASSIFIER_FILE)
+    from amc_tf.models import classifier  # noqa: F401  registers MotionClassifier
+    if tf.io.gfile.isdir(path):
+        path = posixpath.join(path, CLASSIFIER_FILE)
+    return load_model(path)

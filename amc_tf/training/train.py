@@ -1,28 +1,37 @@
-"""The training API the TFX Trainer module files and `amc-tf train` both call."""
+"""The training API the TFX Trainer module files and `amc-tf train` both call, for every model
+family (amc_tf.models.family). Every file goes through tf.io.gfile: out_dir may be gs:// or ram://.
+"""
 
-import json
 import math
-import os
+import posixpath
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from amc_tf.models import MotionClassifier, save_model
-from amc_tf.models.amcgan import AMCGAN
-from amc_tf.models.saving import CLASSIFIER_FILE, GENERATOR_FILE
-from amc_tf.training import CLASSIFIER_METRICS_FILE
+from amc_tf.inference import VelocityBank
+from amc_tf.models.classifier import build_classifier
+from amc_tf.models.saving import CLASSIFIER_FILE, save_model
 from amc_tf.training.data import make_classifier_dataset, make_model_dataset
-from amc_tf.training.summaries import ScalarSummary, write_image
+from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
+                                   write_config, write_json)
+from amc_tf.training.summaries import ScalarSummary, VideoSummary
 
-CHECKPOINT_FILE = "checkpoint.npz"
-CONFIG_FILE = "config.json"
+
+def first_batch(file_pattern, config, batch_size):
+    """One model batch of `file_pattern`, or None when it matches no file or holds no clip."""
+    if not file_pattern or not tf.io.gfile.glob(file_pattern):
+        return None
+    ds = make_model_dataset(file_pattern, config, batch_size, shuffle=False, repeat=False,
+                            drop_remainder=False)
+    for batch in ds.take(1):
+        return batch
+    return None
 
 
-def _write_config(out_dir, config):
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, CONFIG_FILE), "w") as f:
-        f.write(config.to_json())
+def _no_eval(eval_pattern):
+    return f"the eval split ({eval_pattern}) holds no clip" if eval_pattern else \
+        "no eval split given"
 
 
 # ---------------------------------------------------------------------- classifier (B.3)
@@ -30,13 +39,14 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
                      verbose="auto"):
     """Trains the 3D-CNN motion classifier on real clips; saves `out_dir/classifier.keras`.
 
-    Returns (classifier, {"accuracy", "loss"}) measured on the real eval clips.
+    Returns (classifier, {"accuracy", "loss", "eval_clips"}) on the real eval clips; accuracy and
+    loss are None when the eval split is empty (said on the console).
     """
     strategy = strategy or tf.distribute.get_strategy()
     batch = config.clf_batch_size
     train_ds = make_classifier_dataset(train_pattern, config, batch)
     with strategy.scope():
-        classifier = MotionClassifier(config, name="motion_classifier")
+        classifier = build_classifier(config)
         classifier.build()
         classifier.compile(
             optimizer=keras.optimizers.Adam(config.clf_learning_rate),
@@ -46,165 +56,133 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     per_epoch = min(steps, 50)
     classifier.fit(train_ds, epochs=math.ceil(steps / per_epoch), steps_per_epoch=per_epoch,
                    verbose=verbose)
-    eval_ds = make_classifier_dataset(eval_pattern, config, batch, shuffle=False, repeat=False,
-                                      drop_remainder=False)
-    loss, accuracy = classifier.evaluate(eval_ds, verbose=0)
-    save_model(classifier, os.path.join(out_dir, CLASSIFIER_FILE))
-    _write_config(out_dir, config)
-    metrics = {"accuracy": float(accuracy), "loss": float(loss)}
-    with open(os.path.join(out_dir, CLASSIFIER_METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
+    metrics = {"accuracy": None, "loss": None, "eval_clips": 0}
+    if first_batch(eval_pattern, config, 1) is None:
+        print(f"[train] {_no_eval(eval_pattern)}: the classifier's real-clip accuracy is not "
+              f"measured", flush=True)
+    else:
+        eval_ds = make_classifier_dataset(eval_pattern, config, batch, shuffle=False,
+                                          repeat=False, drop_remainder=False)
+        loss, accuracy = classifier.evaluate(eval_ds, verbose=0)
+        clips = int(sum(int(tf.shape(y)[0]) for _, y in eval_ds))
+        metrics = {"accuracy": float(accuracy), "loss": float(loss), "eval_clips": clips}
+    save_model(classifier, posixpath.join(out_dir, CLASSIFIER_FILE))
+    write_config(out_dir, config)
+    write_json(posixpath.join(out_dir, CLASSIFIER_METRICS_FILE), metrics)
     return classifier, metrics
 
 
-# ---------------------------------------------------------------------- GAN checkpoints
-def _state_variables(gan):
-    """Every variable a resumed run needs: the three networks and both optimizers."""
-    nets = [gan.generator, gan.appearance_discriminator, gan.motion_discriminator]
-    return [v for net in nets for v in net.weights] + \
-        list(gan.g_optimizer.variables) + list(gan.d_optimizer.variables)
-
-
+# ---------------------------------------------------------------------- checkpoints
 class TrainingCheckpoint(keras.callbacks.Callback):
-    """Saves networks + optimizer states atomically every epoch; `restore` resumes after a kill.
+    """tf.train.Checkpoint of the model (its networks and optimizers, keyed by object) and the
+    global step, saved every epoch by a CheckpointManager; `restore` resumes after a kill."""
 
-    Equivalent to keras.callbacks.BackupAndRestore for a GAN with two optimizers: the step
-    counter lives in the optimizers, so a restored run continues at the saved step.
-    """
-
-    def __init__(self, directory, gan):
+    def __init__(self, directory, model, steps_per_epoch, max_to_keep=2):
         super().__init__()
         self.directory = directory
-        self.gan = gan
-        self.path = os.path.join(directory, CHECKPOINT_FILE)
-
-    def save(self):
-        os.makedirs(self.directory, exist_ok=True)
-        values = {f"v{i:05d}": np.asarray(v.numpy())
-                  for i, v in enumerate(_state_variables(self.gan))}
-        tmp = self.path + ".tmp.npz"
-        np.savez(tmp, **values)
-        os.replace(tmp, self.path)
+        self.steps_per_epoch = steps_per_epoch
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.checkpoint = tf.train.Checkpoint(model=model, step=self.step)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                  max_to_keep=max_to_keep)
 
     def restore(self):
-        """Loads the latest checkpoint if any; returns the step it resumes at (0 if none)."""
-        if not os.path.exists(self.path):
+        """Restores the latest checkpoint if any; returns the step it resumes at (0 if none)."""
+        path = self.manager.latest_checkpoint
+        if not path:
             return 0
-        variables = _state_variables(self.gan)
-        with np.load(self.path) as data:
-            if len(data.files) != len(variables):
-                raise ValueError(f"checkpoint {self.path} holds {len(data.files)} variables, "
-                                 f"the model has {len(variables)}: another config?")
-            for i, v in enumerate(variables):
-                v.assign(data[f"v{i:05d}"])
-        return int(self.gan.g_optimizer.iterations.numpy())
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except Exception as e:  # noqa: BLE001  any reader error: re-raised naming the file
+            raise RuntimeError(
+                f"cannot restore the checkpoint {path}: {type(e).__name__}: {e}. It is corrupt or "
+                f"was written by another preset or model; remove {self.directory} or train "
+                f"without resuming (--no-resume)") from e
+        return int(self.step.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save()
+        self.step.assign((epoch + 1) * self.steps_per_epoch)
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
 
 
-def _video_grid(appearance, generated):
-    """[y_a | x̂_2 ... x̂_T] per row, rows stacked: (B*H, T*W, 3) uint8."""
-    video = np.concatenate([appearance[:, None], generated], axis=1)
-    b, t, h, w, c = video.shape
-    grid = video.transpose(0, 2, 1, 3, 4).reshape(b * h, t * w, c)
-    return np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)
+# ---------------------------------------------------------------------- a model family
+def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None, strategy=None,
+                resume=True, log_dir=None, verbose="auto", callbacks=()):
+    """Trains `family` for `steps` steps in total (resuming from `out_dir` after a kill).
 
-
-class VideoSummary(keras.callbacks.Callback):
-    """Writes generated videos for a fixed eval batch (true and other classes) to TensorBoard."""
-
-    def __init__(self, log_dir, gan, batch, seed=0):
-        super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "videos"))
-        self.gan = gan
-        self.batch = {k: np.asarray(v) for k, v in batch.items()}
-        rng = np.random.default_rng(seed)
-        self.noise = rng.standard_normal((len(self.batch["motion_class"]),
-                                          gan.config.noise_dim)).astype(np.float32)
-
-    def on_epoch_end(self, epoch, logs=None):
-        c = self.gan.config
-        b = self.batch
-        appearance = b["video"][:, 0]
-        step = int(self.gan.g_optimizer.iterations.numpy())
-        inputs = {"appearance": appearance, "motion_class": b["motion_class"],
-                  "velocity": b["velocity"], "noise": self.noise}
-        fake = self.gan.generator(inputs, training=False).numpy()
-        shifted = dict(inputs, motion_class=(b["motion_class"] + 1) % c.num_classes,
-                       velocity=np.roll(b["velocity"], 1, axis=0))
-        other = self.gan.generator(shifted, training=False).numpy()
-        with self.writer.as_default():
-            write_image("real", _video_grid(appearance, b["video"][:, 1:]), step)
-            write_image("generated", _video_grid(appearance, fake), step)
-            write_image("generated_other_motion", _video_grid(appearance, other), step)
-        self.writer.flush()
-
-
-# ---------------------------------------------------------------------- GAN (Algorithm 1)
-def train_gan(config, train_pattern, eval_pattern, out_dir, steps=None, strategy=None,
-              resume=True, log_dir=None, verbose="auto", callbacks=()):
-    """Trains AMC-GAN for `steps` steps in total (resuming from `out_dir` after a kill).
-
-    Writes `out_dir/checkpoint.npz` every `config.steps_per_epoch` steps, TensorBoard scalars
-    and generated-video summaries to `log_dir` (default `out_dir/logs`), and the trained
-    generator to `out_dir/generator.keras`. Returns the AMCGAN.
+    Writes `out_dir/checkpoints/` every `config.steps_per_epoch` steps, TensorBoard scalars and
+    generated videos of the eval split to `log_dir` (default `out_dir/logs`; without eval clips
+    the videos are skipped and the console says so), and the generator to
+    `out_dir/<family.generator_file()>`. Returns the trained keras.Model.
     """
     strategy = strategy or tf.distribute.get_strategy()
     steps = int(steps or config.train_steps)
-    log_dir = log_dir or os.path.join(out_dir, "logs")
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
-    train_ds = make_model_dataset(train_pattern, config, config.batch_size)
-    with strategy.scope():
-        gan = AMCGAN(config, name="amc_gan")
-        gan.compile()
-        gan.build_all()
-    checkpoint = TrainingCheckpoint(out_dir, gan)
-    start = checkpoint.restore() if resume else 0
-    if start:
-        print(f"[train_gan] resumed from step {start} ({checkpoint.path})", flush=True)
-    _write_config(out_dir, config)
-
+    log_dir = log_dir or posixpath.join(out_dir, "logs")
     per_epoch = max(1, min(config.steps_per_epoch, steps))
     epochs = math.ceil(steps / per_epoch)
-    initial_epoch = min(start // per_epoch, epochs)
-    cbs = [checkpoint,
-           ScalarSummary(log_dir, lambda: int(gan.g_optimizer.iterations.numpy()))]
-    if eval_pattern:
-        sample = next(iter(make_model_dataset(eval_pattern, config, min(4, config.batch_size),
-                                              shuffle=False, repeat=True)))
-        cbs.append(VideoSummary(log_dir, gan, sample))
-    cbs.extend(callbacks)
-    # Reconstruction warm-up (config.reconstruction_warmup_steps, whole epochs), then Algorithm 1.
-    warmup_epochs = min(config.reconstruction_warmup_steps // per_epoch, epochs)
-    phases = [(True, initial_epoch, warmup_epochs),
-              (False, max(initial_epoch, warmup_epochs), epochs)]
-    for warmup, first, last in phases:
-        if first < last:
-            gan.reconstruction_warmup = warmup
-            gan.make_train_function(force=True)
-            gan.fit(train_ds, epochs=last, steps_per_epoch=per_epoch, initial_epoch=first,
-                    callbacks=cbs, verbose=verbose)
-    gan.reconstruction_warmup = False
-    save_model(gan.generator, os.path.join(out_dir, GENERATOR_FILE))
+    phases = _phase_epochs(family.training_phases(config), per_epoch, epochs)
     if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("float32")
-    return gan
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    try:
+        train_ds = make_model_dataset(train_pattern, config, config.batch_size)
+        with strategy.scope():
+            model = family.build(config)
+        checkpoint = TrainingCheckpoint(posixpath.join(out_dir, CHECKPOINT_DIR), model,
+                                        per_epoch)
+        start = checkpoint.restore() if resume else 0
+        if start:
+            print(f"[train] resumed from step {start} ({checkpoint.manager.latest_checkpoint})",
+                  flush=True)
+        write_config(out_dir, config)
+        step_fn = lambda: int(checkpoint.step.numpy())
+        cbs = [checkpoint, ScalarSummary(log_dir, step_fn)]
+        sample = first_batch(eval_pattern, config, min(4, config.batch_size))
+        if sample is None:
+            print(f"[train] {_no_eval(eval_pattern)}: training without the generated-video "
+                  f"summaries", flush=True)
+        else:
+            cbs.append(VideoSummary(log_dir, family, model, config, sample, step_fn))
+        cbs.extend(callbacks)
+        initial_epoch = min(start // per_epoch, epochs)
+        for phase, first, last in phases:
+            first = max(first, initial_epoch)
+            if first < last:
+                family.enter_phase(model, phase)
+                model.make_train_function(force=True)
+                model.fit(train_ds, epochs=last, steps_per_epoch=per_epoch, initial_epoch=first,
+                          callbacks=cbs, verbose=verbose)
+        save_model(family.generator(model), posixpath.join(out_dir, family.generator_file()))
+    finally:
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
+def _phase_epochs(phases, per_epoch, epochs):
+    """[(phase, steps)] -> [(phase, first_epoch, end_epoch)]; phases change at whole epochs so
+    a checkpoint (saved per epoch) always lies inside one phase."""
+    out, first = [], 0
+    for phase, steps in phases:
+        if steps is not None and steps % per_epoch:
+            raise ValueError(f"phase {phase!r} has {steps} steps, not a multiple of "
+                             f"steps_per_epoch ({per_epoch})")
+        last = epochs if steps is None else min(first + steps // per_epoch, epochs)
+        out.append((phase, first, last))
+        first = last
+    return out
 
 
 # ---------------------------------------------------------------------- velocity bank (§3.1)
 def build_velocity_bank(file_pattern, config):
-    """Velocities of the training clips with their classes: at inference y^v_m is sampled from
-    the clips of the requested class (§3.1).
-
-    Returns dict(velocity=float32 (N, T-1, 2k), motion_class=int32 (N,)).
-    """
+    """The VelocityBank of the training clips (model velocities, `inputs.clip_velocity`): at
+    inference y^v_m is drawn from the clips of the requested class (§3.1)."""
     ds = make_model_dataset(file_pattern, config, 64, shuffle=False, repeat=False,
                             drop_remainder=False)
     velocity, classes = [], []
-    for batch in ds.map(lambda b: (b["velocity"], b["motion_class"])):
-        velocity.append(batch[0].numpy())
-        classes.append(batch[1].numpy())
-    return {"velocity": np.concatenate(velocity).astype(np.float32),
-            "motion_class": np.concatenate(classes).astype(np.int32)}
+    for batch in ds:
+        velocity.append(batch["velocity"].numpy())
+        classes.append(batch["motion_class"].numpy())
+    if not velocity:
+        raise ValueError(f"no training clip in {file_pattern}: no velocities to sample from")
+    return VelocityBank(np.concatenate(velocity), np.concatenate(classes), config.num_classes)
+

@@ -1,18 +1,18 @@
 """Trainer module: the 3D-CNN motion classifier (appendix B.3), trained on real clips.
 
-Its model artifact is the GAN Trainer's `base_model`: the frozen judge inside the evaluation
+Its model artifact is the model Trainer's `base_model`: the frozen judge inside the evaluation
 signature. Real-clip accuracy on the eval split is written next to the model
-(`Format-Serving/classifier_metrics.json`, by `training.train_classifier`).
+(`Format-Serving/classifier_metrics.json`, by `training.train.train_classifier`).
 """
 
 from pipeline.modules import common
 
 
 def run_fn(fn_args):
-    from amc_tf import training
+    from amc_tf.training import train
 
-    config = common.config_from_custom_config(fn_args.custom_config)
-    training.train_classifier(
+    _, config, _ = common.trainer_setup(fn_args)
+    train.train_classifier(
         config,
         common.split_pattern(fn_args.train_files, "train"),
         common.split_pattern(fn_args.eval_files, "eval"),

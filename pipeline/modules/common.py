@@ -1,19 +1,11 @@
-"""What both Trainer module files need: the preset for the data, the split file patterns."""
+"""What both Trainer module files need: the family and its config sized to ExampleGen's output.
 
+The class names and the dataset style travel as artifacts: ExampleGen writes them to
+`summary.json` in its examples artifact, the Trainers read them there (never from a built-in list
+or the raw directory).
+"""
 
-def config_from_custom_config(custom_config):
-    """The AMCConfig for the Trainer's preset, sized to the dataset's classes and keypoints."""
-    from amc_tf import config as amc_config
-    from amc_tf.data.features import NUM_KEYPOINTS
-    for key in ("preset", "dataset", "num_classes"):
-        if key not in (custom_config or {}):
-            raise ValueError(f"Trainer custom_config lacks {key!r}: got {custom_config}")
-    dataset = custom_config["dataset"]
-    if dataset not in NUM_KEYPOINTS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(NUM_KEYPOINTS)}")
-    return amc_config.get_preset(custom_config["preset"],
-                                 num_classes=int(custom_config["num_classes"]),
-                                 num_keypoints=NUM_KEYPOINTS[dataset])
+import posixpath
 
 
 def split_pattern(files, split):
@@ -23,6 +15,31 @@ def split_pattern(files, split):
     if len(files) != 1:
         raise ValueError(f"expected one {split} file pattern, got {files}")
     return files[0]
+
+
+def examples_summary(fn_args):
+    """ExampleGen's summary.json (dataset, class_names, counts) of the Trainer's examples."""
+    from amc_tf.training import files
+    examples_uri = posixpath.dirname(posixpath.dirname(split_pattern(fn_args.train_files,
+                                                                     "train")))
+    return files.read_examples_summary(examples_uri)
+
+
+def trainer_setup(fn_args):
+    """(family, config, class_names) for the Trainer's custom_config {"model", "preset"}."""
+    from amc_tf.data import datasets
+    from amc_tf.models import get_family
+
+    custom_config = fn_args.custom_config or {}
+    for key in ("model", "preset"):
+        if key not in custom_config:
+            raise ValueError(f"Trainer custom_config lacks {key!r}: got {custom_config}")
+    family = get_family(custom_config["model"])
+    summary = examples_summary(fn_args)
+    class_names = list(summary["class_names"])
+    config = family.config(custom_config["preset"], num_classes=len(class_names),
+                           num_keypoints=datasets.get(summary["dataset"]).num_keypoints)
+    return family, config, class_names
 
 
 def distribution_strategy():

@@ -1,4 +1,5 @@
-"""Small learnable clips in the preprocessed TFRecord format, for tests and benchmarks.
+"""Test fixtures (not installed): small learnable clips in the preprocessed TFRecord format, and a
+random model batch, for the tests and the benchmarks.
 
 Each clip: a coloured square on a plain background moving in a class-specific direction;
 keypoints are the square's corners-ish points, velocity their per-frame deltas / VELOCITY_SCALE.
@@ -74,6 +75,16 @@ def write_clips(directory, num_clips, num_classes, num_keypoints, seed=0, split=
             }))
             writer.write(ex.SerializeToString())
     return os.path.join(out_dir, "*.gz")
+
+
+def write_summary(directory, num_classes, dataset="gestures"):
+    """DIR/summary.json as ExampleGen / `amc-tf preprocess` write it: the Trainers and
+    `amc-tf train` read the dataset style and the class names there."""
+    import json
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "summary.json"), "w") as f:
+        json.dump({"dataset": dataset,
+                   "class_names": [f"class_{i}" for i in range(num_classes)]}, f)
 
 
 def random_model_batch(config, batch_size, seed=0):

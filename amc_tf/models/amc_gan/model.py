@@ -2,16 +2,29 @@
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from amc_tf import losses
-from amc_tf.models.common import as_config
-from amc_tf.models.discriminators import AppearanceDiscriminator, MotionDiscriminator
-from amc_tf.models.generator import Generator
+from amc_tf.models.amc_gan.config import AMCConfig
+from amc_tf.models.amc_gan.discriminators import (build_appearance_discriminator,
+                                                  build_motion_discriminator)
+from amc_tf.models.amc_gan.generator import NO_LABEL, build_generator
 
 GENERATOR_INPUTS = ("appearance", "motion_class", "velocity", "noise")
 LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
               "l1_motion", "d_plus", "rank", "d_real_acc", "d_fake_acc")
+
+
+def generator_inputs(conditions, config):
+    """G's inputs from a conditions dict, with the conditions Table 4's ablation removed set to
+    zero: "No y_a" feeds a zero y_a, "No y_m" a zero y_m (no label, zero velocity). Whatever
+    generates with a trained G goes through it, so G sees at generation what it saw in training."""
+    inputs = {k: conditions[k] for k in GENERATOR_INPUTS}
+    if not config.use_appearance:
+        inputs["appearance"] = tf.zeros_like(inputs["appearance"])
+    if not config.use_motion:
+        inputs["motion_class"] = tf.fill(tf.shape(inputs["motion_class"]), NO_LABEL)
+        inputs["velocity"] = tf.zeros_like(inputs["velocity"])
+    return inputs
 
 
 def mismatch_indices(keys, mode="random"):
@@ -37,15 +50,20 @@ class AMCGAN(keras.Model):
     Batches are dicts: video float32 (B, T, H, W, 3) in [-1, 1] (frame 0 is y_a), velocity
     (B, T-1, 2k), motion_class int32 (B,), subject_id int (B,) (clips with another subject give
     the mismatched appearance y_a'), optionally noise (B, p).
+
+    The networks are built from the AMCConfig's sizes; its Table 4 switches (use_*) act here,
+    where the networks are called: a removed condition is fed as zeros, a removed
+    discriminator or loss term is left out.
     """
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.config = as_config(config)
-        c = self.config
-        self.generator = Generator(c, name="generator")
-        self.appearance_discriminator = AppearanceDiscriminator(c, name="appearance_discriminator")
-        self.motion_discriminator = MotionDiscriminator(c, name="motion_discriminator")
+        self.config = config
+        self.generator = build_generator(config, name="generator")
+        self.appearance_discriminator = build_appearance_discriminator(
+            config, name="appearance_discriminator")
+        self.motion_discriminator = build_motion_discriminator(config,
+                                                               name="motion_discriminator")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         # Set by train_gan for the config's reconstruction warm-up; read when train_step is
         # traced, so flipping it needs a new train function (make_train_function(force=True)).
@@ -77,11 +95,9 @@ class AMCGAN(keras.Model):
 
     def build_all(self):
         """Builds every network and both optimizers (call inside strategy.scope(), before fit)."""
-        for net in (self.generator, self.appearance_discriminator, self.motion_discriminator):
-            net.build()
+        self.build()
         self.g_optimizer.build(self.generator_variables())
         self.d_optimizer.build(self.discriminator_variables())
-        self.built = True
 
     def build(self, input_shape=None):
         for net in (self.generator, self.appearance_discriminator, self.motion_discriminator):
@@ -104,10 +120,25 @@ class AMCGAN(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        return cls(config.pop("config"), name=config.get("name"))
+        return cls(AMCConfig.from_dict(config.pop("config")), name=config.get("name"))
 
     def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
+        return self.generator(generator_inputs(inputs, self.config), training=training)
+
+    # Table 4: the discriminators see a removed condition as zeros, as the generator does.
+    def appearance_code(self, codes):
+        """The encoded y_a, frame 0 of a discriminator's codes (batch, T, h, w, C); zero under
+        "No y_a"."""
+        code = codes[:, 0]
+        return code if self.config.use_appearance else tf.zeros_like(code)
+
+    def motion_score(self, codes, motion_class, training):
+        """D_m's heads on its codes of a video whose frame 0 is y_a, given the class y^l_m;
+        with the zero one-hot (NO_LABEL) under "No y_m"."""
+        if not self.config.use_motion:
+            motion_class = tf.fill(tf.shape(motion_class), NO_LABEL)
+        return self.motion_discriminator.score(self.appearance_code(codes), codes[:, 1:],
+                                               motion_class, training=training)
 
     # ------------------------------------------------------------------ Algorithm 1
     def label_smoothing(self):
@@ -146,8 +177,7 @@ class AMCGAN(keras.Model):
         """x̂|y, x̂|y'_a,y_m, x̂|y_a,y'_m from one generator call (Table 1, Algorithm 1 line 4)."""
         c = self.config
         if not c.use_mismatch:
-            inputs = {k: y[k] for k in GENERATOR_INPUTS}
-            return {"fake": self.generator(inputs, training=training)}
+            return {"fake": self.generator(generator_inputs(y, c), training=training)}
         cat = lambda *xs: tf.concat(xs, axis=0)
         inputs = {
             "appearance": cat(y["appearance"], y["appearance_mm"], y["appearance"]),
@@ -155,7 +185,8 @@ class AMCGAN(keras.Model):
             "velocity": cat(y["velocity"], y["velocity"], y["velocity_mm"]),
             "noise": cat(y["noise"], y["noise"], y["noise"]),
         }
-        fake, fake_a, fake_m = tf.split(self.generator(inputs, training=training), 3, axis=0)
+        fake, fake_a, fake_m = tf.split(
+            self.generator(generator_inputs(inputs, c), training=training), 3, axis=0)
         return {"fake": fake, "fake_a": fake_a, "fake_m": fake_m}
 
     def compute_losses(self, y, fakes, training=True):
@@ -183,17 +214,13 @@ class AMCGAN(keras.Model):
         if self.use_da:
             da = self.appearance_discriminator
             real_codes = da.encode_frames(video, training=training)
-            cond = real_codes[-1][:, 0]
-            if not c.use_appearance:
-                cond = tf.zeros_like(cond)
+            cond = self.appearance_code(real_codes[-1])
             s_r = da.score(cond, real_codes[-1], training=training)
             fake_videos = [with_first(appearance, fake)]
             if c.use_mismatch:
                 fake_videos.append(with_first(y["appearance_mm"], fakes["fake_a"]))
             fake_codes = da.encode_frames(tf.concat(fake_videos, axis=0), training=training)
-            fake_cond = fake_codes[-1][:, 0]
-            if not c.use_appearance:
-                fake_cond = tf.zeros_like(fake_cond)
+            fake_cond = self.appearance_code(fake_codes[-1])
             s_fakes = tf.split(da.score(fake_cond, fake_codes[-1], training=training),
                                len(fake_videos), axis=0)
             d_adv = w_real * losses.bce_with_logits(s_r, 1.0 - eps) + \
@@ -224,14 +251,15 @@ class AMCGAN(keras.Model):
         if self.use_dm:
             dm = self.motion_discriminator
             real_codes = dm.encode_frames(video, training=training)
-            real = dm.score(real_codes[-1], y["motion_class"], training=training)
+            real = self.motion_score(real_codes[-1], y["motion_class"], training)
             fake_videos = [with_first(appearance, fake)]
             fake_classes = [y["motion_class"]]
             if c.use_mismatch:
                 fake_videos.append(with_first(appearance, fakes["fake_m"]))
                 fake_classes.append(y["motion_class_mm"])
             fake_codes = dm.encode_frames(tf.concat(fake_videos, axis=0), training=training)
-            fake_out = dm.score(fake_codes[-1], tf.concat(fake_classes, axis=0), training=training)
+            fake_out = self.motion_score(fake_codes[-1], tf.concat(fake_classes, axis=0),
+                                         training)
             n_fake = len(fake_videos)
             s_f = tf.split(fake_out["logits"], n_fake, axis=0)
             l_f = tf.split(fake_out["class_logits"], n_fake, axis=0)
@@ -254,7 +282,8 @@ class AMCGAN(keras.Model):
                 out["g_aux"] += g_aux
             if c.use_mismatch:
                 # (x|y, y'_m): the real video with another class -> fake, no G gradient.
-                s_m = dm.score(real_codes[-1], y["motion_class_mm"], training=training)["logits"]
+                s_m = self.motion_score(real_codes[-1], y["motion_class_mm"],
+                                        training)["logits"]
                 d_mm = losses.bce_with_logits(s_m, 0.0)
                 out["d_mismatched"] += d_mm
                 d_adv += w_mm * d_mm + w_fake_mm * losses.bce_with_logits(s_f[1], 0.0)
@@ -330,7 +359,7 @@ class AMCGAN(keras.Model):
         y = self.matched_conditions(data)
         video = y["video"]
         with tf.GradientTape() as tape:
-            fake = self.generator({k: y[k] for k in GENERATOR_INPUTS}, training=True)
+            fake = self.generator(generator_inputs(y, c), training=True)
             l1 = losses.reconstruction_l1(video[:, 1:], fake)
             l1_motion = losses.motion_weighted_l1(video[:, 1:], fake, y["appearance"])
             g_total = c.w_l1 * l1 + c.w_l1_motion * l1_motion
@@ -346,13 +375,3 @@ class AMCGAN(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(values[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def test_step(self, data):
-        """Validation: the same terms with networks in inference mode (no updates)."""
-        if isinstance(data, (tuple, list)):
-            data = data[0]
-        y = self.conditions(data)
-        fakes = self.generate_cases(y, training=False)
-        terms = self.compute_losses(y, fakes, training=False)
-        d_total, g_total = self.total_losses(terms)
-        return self.update_trackers(terms, d_total, g_total)

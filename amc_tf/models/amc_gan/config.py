@@ -139,11 +139,6 @@ class AMCConfig:
     def frame_stride(self):
         return self.source_frames // self.num_frames
 
-    @property
-    def classifier_drop_frames(self):
-        """B.3 drops the first 4 of 32 frames; other T drop T/8."""
-        return self.num_frames // 8
-
     def validate(self):
         if self.g_lstm_filters != self.g_encoder_filters[-1]:
             raise ValueError("the generator convLSTM state is initialised from φ(y_a): "

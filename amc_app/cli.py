@@ -15,7 +15,7 @@ SUBCOMMAND_MODULES = (
     "amc_tf.training.cli",    # train
     "pipeline.cli",           # pipeline run | compile-vertex | submit-vertex
     "serving.cli",            # serve, generate
-    "amc_tf.demo",            # demo
+    "amc_app.demo",           # demo
 )
 
 

@@ -4,11 +4,22 @@ synth → TFX pipeline on the local engine (Beam ExampleGen, validation, classif
 Trainers, TFMA Evaluator, Pusher) → the pushed model served over gRPC in the TF Serving API →
 one generation request per class from one appearance → GIFs and a contact sheet, plus the
 Evaluator's generated-video accuracy next to the classifier's real-clip accuracy.
+
+The console shows the stages, each component as it runs and finishes, training progress and the
+results; everything else the libraries print on stderr (TensorFlow's CUDA probing on a CPU
+machine, grappler notes, Beam's option parsing, Keras's end-of-data notes) goes to
+`<home>/logs/demo.log`, whose tail is shown if the run fails.
 """
 
+import contextlib
 import json
+import logging
 import os
+import re
+import sys
 import time
+
+from amc_tf.models.family import DEFAULT_FAMILY, family_names
 
 
 def _stage(name, started):
@@ -17,12 +28,59 @@ def _stage(name, started):
     return now
 
 
-def run(args):
-    from amc_tf.data import synthetic
-    from pipeline import local_runner, results
+class _ComponentProgress(logging.Handler):
+    """TFX's "Component X is running / is finished" log lines, echoed as progress on stdout."""
 
-    t0 = start = time.time()
+    _PATTERN = re.compile(r"^Component (\S+) is (running|finished)")
+
+    def emit(self, record):
+        match = self._PATTERN.match(record.getMessage())
+        if match:
+            print(f"[demo]   {match.group(1)} {match.group(2)}", file=sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def _stderr_to_log(path):
+    """Sends file descriptor 2 (Python, C++ and Beam worker output alike) to `path`."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 2)
+        progress = _ComponentProgress()
+        logging.getLogger().addHandler(progress)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            with open(path) as f:
+                tail = f.readlines()[-40:]
+            print(f"[demo] failed; the last lines of {path}:\n{''.join(tail)}", file=sys.stderr)
+            raise
+        finally:
+            logging.getLogger().removeHandler(progress)
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def run(args):
     home = os.path.abspath(args.home)
+    log_path = os.path.join(home, "logs", "demo.log")
+    print(f"[demo] detailed log: {log_path}", flush=True)
+    with _stderr_to_log(log_path):
+        return _run(args, home)
+
+
+def _run(args, home):
+    from absl import logging as absl_logging
+
+    from amc_tf.data import synthetic
+    from pipeline import configs, local_runner, results
+
+    absl_logging.set_verbosity(absl_logging.INFO)   # into the log; component lines echoed
+    t0 = start = time.time()
     raw = os.path.join(home, "raw")
     if not os.path.isdir(raw):
         print(f"[demo] writing {args.clips} synthetic gesture clips to {raw}", flush=True)
@@ -30,10 +88,10 @@ def run(args):
                                  num_classes=args.num_classes)
     t0 = _stage("synthetic data", t0)
 
-    layout = local_runner.run(home=home, preset=args.preset, raw_data_path=raw,
-                              beam_workers=args.beam_workers)
+    layout = local_runner.run(home=home, model=args.model, preset=args.preset,
+                              raw_data_path=raw, beam_workers=args.beam_workers)
     t0 = _stage("TFX pipeline", t0)
-    summary = results.run_summary(layout)
+    summary = results.run_summary(layout, configs.model_name(args.model))
     overall = summary.get("evaluation", {}).get("overall", {})
     generated_acc = overall.get("sparse_categorical_accuracy")
     real_acc = summary.get("classifier", {}).get("accuracy")
@@ -68,22 +126,24 @@ def _serve_and_generate(layout, examples_uri, home, args):
     """Starts the gRPC server on the pushed model and asks it for one video per class."""
     import numpy as np
 
+    from pipeline import configs
     from serving import client, server
 
     out_dir = os.path.join(home, "generated")
     os.makedirs(out_dir, exist_ok=True)
+    model_name = configs.model_name(args.model)
     model_server = server.start(model_base_path=layout["serving_model_dir"],
-                                model_name="amc_gan", port=0)
+                                model_name=model_name, port=0)
     try:
         address = f"127.0.0.1:{model_server.port}"
         appearance = _eval_appearance(examples_uri)
-        metadata = client.get_metadata(address, model_name="amc_gan")
+        metadata = client.get_metadata(address, model_name=model_name)
         class_names = metadata["class_names"]
         videos = []
         outputs = {}
         for class_id, name in enumerate(class_names):
             video, _ = client.generate_video(address, appearance, class_id, seed=args.seed,
-                                             metadata=metadata)
+                                             model_name=model_name, metadata=metadata)
             path = os.path.join(out_dir, f"{class_id:02d}_{name}.gif")
             client.write_gif(video, path)
             outputs[name] = path
@@ -99,20 +159,19 @@ def _serve_and_generate(layout, examples_uri, home, args):
 def _eval_appearance(examples_uri):
     """The first frame of one eval clip (the run's ExampleGen output): an appearance the models
     never trained on."""
-    import glob
-
-    import tensorflow as tf
-
-    from amc_tf.data import features
-    files = sorted(glob.glob(os.path.join(examples_uri, "Split-eval", "*")))
-    record = next(iter(tf.data.TFRecordDataset(files[:1], compression_type="GZIP")))
-    parsed = features.parse_examples(tf.reshape(record, [1]), features.NUM_KEYPOINTS["gestures"])
-    return parsed[features.VIDEO][0, 0].numpy()
+    from amc_tf.data import datasets, features, preprocess
+    summary = preprocess.read_summary(examples_uri)
+    pattern = os.path.join(preprocess.split_dir(examples_uri, "eval"), "*")
+    num_keypoints = datasets.get(summary["dataset"]).num_keypoints
+    clips = features.make_dataset(pattern, num_keypoints, 1, shuffle=False, repeat=False)
+    return next(iter(clips))[features.VIDEO][0, 0].numpy()
 
 
 def register(subparsers):
     p = subparsers.add_parser("demo", help="run the main job end to end (synthetic gestures)")
     p.add_argument("--home", default="demo_out", help="where every output of the demo goes")
+    p.add_argument("--model", default=DEFAULT_FAMILY, choices=family_names(),
+                   help="model family (default %(default)s)")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--clips", type=int, default=360, help="synthetic clips to write")
     p.add_argument("--num-classes", type=int, default=12)

@@ -1,0 +1,67 @@
+"""AMC-GAN (Jang, Kim, Song, ICML 2018) as a model family.
+
+    config          AMCConfig, the presets (paper-mug, paper-natops, cpu, test), Table 4 ablations
+    generator       G (appendix A.1)
+    discriminators  D_a and D_m (A.2, A.3)
+    model           AMCGAN: the three networks with Algorithm 1 as `train_step`
+"""
+
+from amc_tf.models.amc_gan import config as amc_config
+from amc_tf.models.family import ModelFamily
+
+WARMUP_PHASE = "reconstruction_warmup"
+GAN_PHASE = "algorithm_1"
+
+
+class AMCGANFamily(ModelFamily):
+    name = "amc-gan"
+    title = "AMC-GAN: Video Prediction with Appearance and Motion Conditions (ICML 2018)"
+    presets = amc_config.PRESETS
+    uses_appearance = True
+    uses_velocity = True                      # y^v_m, sampled from training clips (§3.1)
+    ablations = tuple(amc_config.ABLATIONS)
+
+    def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
+        return amc_config.get_preset(preset, num_classes=num_classes,
+                                     num_keypoints=num_keypoints, ablation=ablation)
+
+    def config_from_json(self, text):
+        return amc_config.AMCConfig.from_json(text)
+
+    def build(self, config):
+        from amc_tf.models.amc_gan.model import AMCGAN
+        gan = AMCGAN(config, name="amc_gan")
+        gan.compile()
+        gan.build_all()
+        return gan
+
+    def training_phases(self, config):
+        # Not in the paper (0 at the paper presets): G-only reconstruction steps first.
+        warmup = config.reconstruction_warmup_steps
+        return ([(WARMUP_PHASE, warmup)] if warmup else []) + [(GAN_PHASE, None)]
+
+    def enter_phase(self, model, phase):
+        model.reconstruction_warmup = phase == WARMUP_PHASE
+
+    def generator(self, model):
+        return model.generator
+
+    def load_generator(self, path):
+        from amc_tf.models import saving
+        from amc_tf.models.amc_gan import generator  # noqa: F401  registers Generator
+        return saving.load_model(path)
+
+    def noise_shape(self, config):
+        return (config.noise_dim,)
+
+    def generate(self, generator, conditions, config, training=False):
+        from keras import ops
+
+        from amc_tf.models.amc_gan.model import generator_inputs
+        # Table 4's ablations zero the removed condition here as in training.
+        frames = generator(generator_inputs(conditions, config), training=training)
+        appearance = ops.cast(conditions["appearance"], frames.dtype)
+        return ops.concatenate([appearance[:, None], frames], axis=1)
+
+
+FAMILY = AMCGANFamily()

@@ -1,0 +1,181 @@
+"""The generator G (appendix A.1, Figure A)."""
+
+import types
+
+import keras
+from keras import ops
+
+from amc_tf.models.common import Network, batch_norm, fold_time, tile_spatial, unfold_time
+from amc_tf.models.convlstm import ConvLSTMCell
+
+# A motion_class of NO_LABEL has the zero one-hot as y^l_m (Table 4's "No y_m" feeds it).
+NO_LABEL = -1
+
+
+def motion_condition(motion_class, velocity, num_classes):
+    """y_m = [y^l_m repeated T-1 times, y^v_m] in R^{(T-1) x q} (§3.1)."""
+    steps = velocity.shape[1]
+    one_hot = ops.one_hot(ops.cast(motion_class, "int32"), num_classes, dtype=velocity.dtype)
+    labels = ops.repeat(one_hot[:, None, :], steps, axis=1)
+    return ops.concatenate([labels, velocity], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="amc_tf")
+class Generator(Network):
+    """x̂|y = G(z | y_a, y_m): the T-1 frames after the appearance condition.
+
+    Args:
+        num_frames: T, y_a plus the T-1 generated frames.
+        frame_size: H = W, a multiple of 8 (three 2x2 poolings down to φ(y_a)).
+        num_classes: c, the motion classes of y^l_m.
+        num_keypoints: k; y^v_m has 2k values per step and y_m has q = c + 2k.
+        noise_dim: p, the size of z.
+        encoder_filters: filters of the five encoder convolutions conv1-conv5; the convLSTM
+            has conv5's (its states start from φ(y_a)).
+        decoder_filters: filters of the four decoder convolutions.
+        kernel_size: square kernel of every convolution and of the convLSTM.
+        leaky_relu_slope: negative slope of the leaky ReLUs.
+        sync_batchnorm: BN statistics over the global batch under tf.distribute.
+
+    Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
+    (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
+    Output float32 (batch, T-1, H, W, 3) in [-1, 1].
+
+    Example, the paper's NATOPS generator (A.1):
+        Generator(num_frames=32, frame_size=64, num_classes=24, num_keypoints=9, noise_dim=128,
+                  encoder_filters=(32, 64, 128, 256, 256), decoder_filters=(256, 128, 64, 64),
+                  kernel_size=3, leaky_relu_slope=0.2, sync_batchnorm=True)
+    """
+
+    def __init__(self, num_frames, frame_size, num_classes, num_keypoints, noise_dim,
+                 encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if len(encoder_filters) != 5 or len(decoder_filters) != 4:
+            raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
+        self.num_frames = num_frames
+        self.frame_size = frame_size
+        self.num_classes = num_classes
+        self.num_keypoints = num_keypoints
+        self.noise_dim = noise_dim
+        self.encoder_filters = tuple(encoder_filters)
+        self.decoder_filters = tuple(decoder_filters)
+        self.kernel_size = kernel_size
+        self.leaky_relu_slope = leaky_relu_slope
+        self.sync_batchnorm = sync_batchnorm
+        conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
+        norm = lambda name: batch_norm(sync_batchnorm, name)
+        # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
+        self.encoder_convs = [conv(f, f"enc_conv{i + 1}") for i, f in enumerate(encoder_filters)]
+        self.encoder_norms = [norm(f"enc_bn{i + 2}") for i in range(4)]
+        self.pool = keras.layers.AveragePooling2D(2, 2)
+        # Gated fully-connected layer on y_m,t: g * fc(q) + (1 - g) * q.
+        self.motion_fc = keras.layers.Dense(num_classes + 2 * num_keypoints, name="motion_fc")
+        self.motion_gate = keras.layers.Dense(1, name="motion_gate")
+        self.cell = ConvLSTMCell(encoder_filters[-1], kernel_size, name="convlstm")
+        # Decoder: [conv2d - BN - lrelu - upsample - gating] x3 - conv2d - BN - lrelu - conv2d(3).
+        self.decoder_convs = [conv(f, f"dec_conv{i + 1}") for i, f in enumerate(decoder_filters)]
+        self.decoder_norms = [norm(f"dec_bn{i + 1}") for i in range(4)]
+        self.output_conv = conv(3, "dec_out")
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
+        # Conv11-13: upsample(2^i) - conv2d - lrelu - sigmoid on the convLSTM output.
+        self.gate_upsample = [keras.layers.UpSampling2D(2 ** (i + 1), interpolation="bilinear")
+                              for i in range(3)]
+        self.gate_convs = [conv(f, f"conv1{i + 1}") for i, f in enumerate(decoder_filters[:3])]
+
+    def get_config(self):
+        return {**super().get_config(), "num_frames": self.num_frames,
+                "frame_size": self.frame_size, "num_classes": self.num_classes,
+                "num_keypoints": self.num_keypoints, "noise_dim": self.noise_dim,
+                "encoder_filters": self.encoder_filters, "decoder_filters": self.decoder_filters,
+                "kernel_size": self.kernel_size, "leaky_relu_slope": self.leaky_relu_slope,
+                "sync_batchnorm": self.sync_batchnorm}
+
+    @classmethod
+    def from_config(cls, config):
+        # A file saved when the generator took the whole AMCConfig. Its Table 4 ablation flags
+        # are not the generator's any more: whoever generates applies them (generator_inputs).
+        if "config" in config:
+            return build_generator(types.SimpleNamespace(**config["config"]),
+                                   name=config.get("name"))
+        return super().from_config(config)
+
+    @property
+    def latent_size(self):
+        """Spatial size of φ(y_a): three 2x2 poolings (A.1)."""
+        return self.frame_size // 8
+
+    def dummy_inputs(self, batch_size=1):
+        return {
+            "appearance": ops.zeros((batch_size, self.frame_size, self.frame_size, 3)),
+            "motion_class": ops.zeros((batch_size,), dtype="int32"),
+            "velocity": ops.zeros((batch_size, self.num_frames - 1, 2 * self.num_keypoints)),
+            "noise": ops.zeros((batch_size, self.noise_dim)),
+        }
+
+    def lrelu(self, x):
+        return ops.leaky_relu(x, self.leaky_relu_slope)
+
+    def encode(self, appearance, training=False):
+        """φ(y_a) (batch, H/8, W/8, C) and the skip tensors [Conv4, Conv3, Conv2] outputs."""
+        x = self.lrelu(self.encoder_convs[0](appearance))
+        skips = []
+        for i in range(1, 5):
+            x = self.lrelu(self.encoder_norms[i - 1](self.encoder_convs[i](x), training=training))
+            if i < 4:
+                skips.append(x)
+                x = self.pool(x)
+        return x, skips[::-1]
+
+    def skip_concat(self, h, phi, noise):
+        """[h_t, φ(y_a), tiled z] channel-wise -> (batch * (T-1), 8, 8, 512 + p) (A.1).
+
+        h: convLSTM outputs folded over time (batch * (T-1), 8, 8, 256); phi (batch, 8, 8, 256);
+        noise (batch, p).
+        """
+        per_step = lambda x: ops.repeat(x, self.num_frames - 1, axis=0)
+        return ops.concatenate(
+            [h, per_step(phi), per_step(tile_spatial(noise, self.latent_size))], axis=-1)
+
+    def call(self, inputs, training=False):
+        appearance = ops.cast(inputs["appearance"], self.compute_dtype)
+        velocity = ops.cast(inputs["velocity"], self.compute_dtype)
+        noise = ops.cast(inputs["noise"], self.compute_dtype)
+        y_m = motion_condition(inputs["motion_class"], velocity, self.num_classes)
+
+        phi, skips = self.encode(appearance, training=training)        # 8 x 8 x 256
+        gate = ops.sigmoid(self.motion_gate(y_m))                       # (B, T-1, 1)
+        y_m = gate * self.motion_fc(y_m) + (1.0 - gate) * y_m          # gated fc (A.1)
+
+        # Unroll the convLSTM T-1 times from states initialised with φ(y_a).
+        states = [phi, phi]
+        outputs = []
+        for t in range(self.num_frames - 1):
+            h, states = self.cell(tile_spatial(y_m[:, t], self.latent_size), states)
+            outputs.append(h)
+        h = ops.stack(outputs, axis=1)                                   # (B, T-1, 8, 8, 256)
+
+        # Decode all time steps as one batch.
+        h, batch_time = fold_time(h)
+        per_step = lambda x: ops.repeat(x, self.num_frames - 1, axis=0)
+        x = self.skip_concat(h, phi, noise)
+        for i in range(3):
+            x = self.lrelu(self.decoder_norms[i](self.decoder_convs[i](x), training=training))
+            u = self.upsample(x)
+            # Conv1{1,2,3}: the gate from the convLSTM output.
+            s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
+            x = s * u + (1.0 - s) * per_step(skips[i])              # element-wise gating
+        x = self.lrelu(self.decoder_norms[3](self.decoder_convs[3](x), training=training))
+        x = ops.tanh(self.output_conv(x))
+        return ops.cast(unfold_time(x, batch_time), "float32")
+
+
+def build_generator(config, **kwargs):
+    """G of an AMCConfig (its g_lstm_filters is g_encoder_filters[-1]); kwargs go to
+    keras.Model (name, ...)."""
+    return Generator(
+        num_frames=config.num_frames, frame_size=config.frame_size,
+        num_classes=config.num_classes, num_keypoints=config.num_keypoints,
+        noise_dim=config.noise_dim, encoder_filters=config.g_encoder_filters,
+        decoder_filters=config.g_decoder_filters, kernel_size=config.kernel_size,
+        leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm, **kwargs)

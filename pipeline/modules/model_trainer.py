@@ -1,0 +1,32 @@
+"""Trainer module: a model family (custom_config "model", default AMC-GAN) under
+MirroredStrategy, exported for TF Serving + TFMA.
+
+The export holds the serving signatures the family's contract names, the velocity bank of the
+training clips (§3.1, families with velocities) and the `classify_generated` evaluation
+signature, which runs the frozen classifier from `base_model` (the classifier Trainer's output)
+on generated videos. Everything is read and written through tf.io.gfile (gs:// on Vertex).
+"""
+
+import posixpath
+
+from pipeline.modules import common
+
+
+def run_fn(fn_args):
+    from amc_tf.models import saving
+    from amc_tf.training import train
+    from serving.export import export_serving_model
+
+    family, config, class_names = common.trainer_setup(fn_args)
+    if not fn_args.base_model:
+        raise ValueError("the model Trainer needs the classifier model as base_model")
+    classifier = saving.load_classifier(fn_args.base_model)
+    train_pattern = common.split_pattern(fn_args.train_files, "train")
+    model = train.train_model(
+        family, config, train_pattern, common.split_pattern(fn_args.eval_files, "eval"),
+        fn_args.model_run_dir, steps=fn_args.train_steps,
+        strategy=common.distribution_strategy(), resume=True,
+        log_dir=posixpath.join(fn_args.model_run_dir, "logs"))
+    bank = train.build_velocity_bank(train_pattern, config) if family.uses_velocity else None
+    export_serving_model(family, family.generator(model), classifier, config, class_names,
+                         fn_args.serving_model_dir, velocity_bank=bank)

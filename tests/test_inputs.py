@@ -1,0 +1,117 @@
+"""One input contract: one clip gives identical model inputs through every path (training batch,
+velocity bank, evaluation signature, serving `generate_with_velocity`, library `inference`)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import fixtures
+from amc_tf import inference, inputs
+from amc_tf.data import features
+from amc_tf.models import get_family
+
+FAMILY = get_family("amc-gan")
+NUM_CLASSES, NUM_KEYPOINTS = 3, 9
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from amc_tf.models.classifier import build_classifier
+    from amc_tf.training import train
+    from serving import export
+
+    # The test preset takes every 4th of the 32 frames at 32 x 32: stride and resize both act.
+    config = FAMILY.config("test", num_classes=NUM_CLASSES, num_keypoints=NUM_KEYPOINTS)
+    assert config.frame_stride > 1 and config.frame_size != features.FRAME_SIZE
+    root = tmp_path_factory.mktemp("inputs")
+    pattern = fixtures.write_clips(str(root), 3, NUM_CLASSES, NUM_KEYPOINTS, seed=5)
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern),
+                                                             compression_type="GZIP")]
+    tf.keras.utils.set_random_seed(1)
+    generator = FAMILY.generator(FAMILY.build(config))
+    classifier = build_classifier(config)
+    classifier.build()
+    bank = train.build_velocity_bank(pattern, config)
+    path = str(root / "export")
+    export.export_serving_model(FAMILY, generator, classifier, config,
+                                [f"c{i}" for i in range(NUM_CLASSES)], path, velocity_bank=bank)
+    return dict(config=config, pattern=pattern, serialized=serialized, generator=generator,
+                classifier=classifier, bank=bank, loaded=tf.saved_model.load(path))
+
+
+def _model_inputs(setup):
+    """The contract's model inputs of the clips, computed directly."""
+    clips = features.parse_examples(tf.constant(setup["serialized"]), NUM_KEYPOINTS)
+    return clips, inputs.clip_to_model_inputs(clips, setup["config"])
+
+
+def test_training_batches_and_velocity_bank_use_the_contract(setup):
+    from amc_tf.training.data import make_model_dataset
+    clips, expected = _model_inputs(setup)
+    config = setup["config"]
+    batch = next(iter(make_model_dataset(setup["pattern"], config, 3, shuffle=False,
+                                         repeat=False, drop_remainder=False)))
+    for key in ("video", "velocity", "motion_class", "subject_id"):
+        np.testing.assert_array_equal(batch[key].numpy(), expected[key].numpy(), err_msg=key)
+    # Velocities summed over each stride (not the first T-1 per-frame ones), clipped to [-1, 1].
+    per_frame = clips[features.VELOCITY].numpy()
+    stride = config.frame_stride
+    summed = per_frame[:, :(config.num_frames - 1) * stride].reshape(
+        3, config.num_frames - 1, stride, -1).sum(axis=2)
+    np.testing.assert_allclose(expected["velocity"].numpy(), np.clip(summed, -1, 1), atol=1e-6)
+    assert expected["video"].shape == (3, config.num_frames, config.frame_size,
+                                       config.frame_size, 3)
+    # The bank holds the same model velocities, by class.
+    bank = setup["bank"]
+    rows = {tuple(np.round(r.ravel(), 6)) for r in bank.velocity.numpy()}
+    assert all(tuple(np.round(v.ravel(), 6)) in rows for v in expected["velocity"].numpy())
+
+
+def test_request_appearance_is_the_clips_first_frame(setup):
+    clips, expected = _model_inputs(setup)
+    frame0 = clips[features.VIDEO][:, 0]                       # uint8 64 x 64, as a request
+    np.testing.assert_array_equal(inputs.appearance_to_model(frame0, setup["config"]).numpy(),
+                                  expected["video"][:, 0].numpy())
+
+
+def test_evaluation_signature_generates_from_the_contract(setup):
+    """classify_generated (what TFMA calls) equals generate-then-classify on the contract's
+    inputs: the clip's own stride-summed velocities, its first frame, the eval seed."""
+    from serving import export
+    _, expected = _model_inputs(setup)
+    seed = tf.fill([3], tf.constant(export.EVAL_SEED, tf.int64))
+    conditions = inference.request_conditions(
+        FAMILY, setup["config"], expected["motion_class"], seed,
+        appearance=expected["video"][:, 0], velocity=expected["velocity"])
+    logits = inference.generate_then_classify(FAMILY, setup["generator"], setup["classifier"],
+                                              conditions, setup["config"])
+    got = setup["loaded"].signatures["classify_generated"](
+        examples=tf.constant(setup["serialized"]))["probabilities"]
+    np.testing.assert_allclose(got.numpy(), tf.nn.softmax(logits).numpy(), atol=1e-5)
+
+
+def _same_video(a, b):
+    """Equal up to float rounding between the exported graph and eager (a pixel off by one at
+    a .5 boundary); any input difference changes many pixels by far more."""
+    diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (diff.max(), (diff > 0).mean())
+
+
+def test_serving_and_library_generate_the_same_video(setup):
+    clips, expected = _model_inputs(setup)
+    frame0 = clips[features.VIDEO][:, 0]
+    seed = tf.constant([4, 5, 6], tf.int64)
+    served = setup["loaded"].signatures["generate_with_velocity"](
+        appearance=frame0, motion_class=expected["motion_class"],
+        velocity=expected["velocity"], seed=seed)
+    library = inference.generate(FAMILY, setup["generator"], setup["config"], frame0.numpy(),
+                                 expected["motion_class"].numpy(), seed=seed.numpy(),
+                                 velocity=expected["velocity"].numpy())
+    _same_video(served["video"].numpy(), library)
+    # And from the bank: the served draw is the library's draw for the same seed.
+    drawn = setup["loaded"].signatures["generate"](
+        appearance=frame0, motion_class=expected["motion_class"], seed=seed)
+    library = inference.generate(FAMILY, setup["generator"], setup["config"], frame0.numpy(),
+                                 expected["motion_class"].numpy(), seed=seed.numpy(),
+                                 velocity_bank=setup["bank"])
+    _same_video(drawn["video"].numpy(), library)
