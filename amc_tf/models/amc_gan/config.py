@@ -241,9 +241,8 @@ def _test(num_classes, num_keypoints):
 
 
 PRESETS = ("paper-mug", "paper-natops", "cpu", "test")
-# The synthetic gestures (amc_tf.data.synthetic): 12 classes, 9 body keypoints.
-DEFAULT_NUM_CLASSES = 12
-DEFAULT_NUM_KEYPOINTS = 9
+# Sizes of cpu / test when the data does not give them: the built-in synthetic gestures'.
+DEFAULT_DATASET = "gestures"
 
 
 def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
@@ -253,8 +252,10 @@ def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
     elif name == "paper-natops":
         config = _paper_natops()
     elif name in ("cpu", "test"):
-        c = DEFAULT_NUM_CLASSES if num_classes is None else int(num_classes)
-        k = DEFAULT_NUM_KEYPOINTS if num_keypoints is None else int(num_keypoints)
+        from amc_tf.data import datasets
+        style = datasets.get(DEFAULT_DATASET)
+        c = style.default_num_classes if num_classes is None else int(num_classes)
+        k = style.num_keypoints if num_keypoints is None else int(num_keypoints)
         config = _cpu(c, k) if name == "cpu" else _test(c, k)
     else:
         raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
