@@ -2,8 +2,9 @@
 
 For each preset: train-step clips/s, the step's FLOPs (TF's graph profiler over the traced step:
 forward, backward and both networks' updates), achieved GFLOP/s and its ratio to a conv/matmul
-peak measured in the same run, peak memory (process max RSS), and the generator's forward
-latency for one video against its FLOP bound (FLOPs / peak).
+peak measured in the same run, peak memory (process max RSS), the generator's forward latency
+for one video against its FLOP bound (FLOPs / peak), and the B.3 classifier's train-step time.
+TF_ENABLE_ONEDNN_OPTS=0 in the environment measures TensorFlow without its oneDNN kernels.
 
 With --profile, the one-video generator forward is also traced with TF's profiler and the
 kernel time per op type (and per convolution, with its FLOPs and GFLOP/s) is printed: what
@@ -134,6 +135,21 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
+def classifier_step(config, batch, steps):
+    """Seconds per train step of the B.3 classifier (its own batch size, Adam, as trained)."""
+    import keras
+
+    from amc_tf.models.classifier import build_classifier
+    clf = build_classifier(config)
+    clf.build()
+    clf.compile(optimizer=keras.optimizers.Adam(config.clf_learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    n = config.clf_batch_size
+    video = tf.repeat(batch["video"], -(-n // config.batch_size), axis=0)[:n]
+    labels = tf.zeros([n], tf.int32)
+    return timed(lambda: clf.train_on_batch(video, labels), max(3, steps))
+
+
 def measured_peak(repeats=5):
     """Best of a 2048^2 matmul and a 3x3 conv 64->64 on 64x64 x 16 (GFLOP/s), in-graph."""
     a = tf.random.normal((2048, 2048))
@@ -170,6 +186,7 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
     t_gen_xla = timed(lambda: forward_xla(one).numpy(), max(3, steps))
     batch8 = {k: tf.repeat(v, 8, axis=0) for k, v in one.items()}
     t_gen8 = timed(lambda: forward(batch8).numpy(), max(3, steps))
+    t_clf = classifier_step(c, batch, steps)
     extra = {"generator_profile": profile_forward(forward, one)} if profile else {}
     return {
         "preset": name, "batch_size": c.batch_size, "frames": c.num_frames,
@@ -183,6 +200,7 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
         "latency_over_bound": round(t_gen / bound, 2),
         "generator_xla_latency_ms": round(1e3 * t_gen_xla, 1),
         "generator_ms_per_video_at_batch_8": round(1e3 * t_gen8 / 8, 1),
+        "classifier_step_s": round(t_clf, 3),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
         **extra,
     }

@@ -21,6 +21,7 @@ def test_bench_train_row_and_generator_profile(bench_train):
     assert row["step_gflop"] > 0 and row["clips_per_s"] > 0
     assert row["generator_gflop"] > 0 and row["latency_over_bound"] > 0
     assert row["generator_xla_latency_ms"] > 0 and row["generator_ms_per_video_at_batch_8"] > 0
+    assert row["classifier_step_s"] > 0
     profile = row["generator_profile"]
     types = {r["op"]: r for r in profile["by_type"]}
     # Grappler fuses conv + bias + activation; the profile must still find those FLOPs.
