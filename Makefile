@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# oneDNN CPU kernels (amc_tf sets this too, but only when imported before TensorFlow).
+export TF_ENABLE_ONEDNN_OPTS ?= 1
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup demo test test-fast lock clean

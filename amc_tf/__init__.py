@@ -10,7 +10,7 @@ import os
 
 # TensorFlow turns its oneDNN CPU kernels on by default only on some x86 CPUs. Without them (as
 # on the AMD EPYC development machine) the Eigen fallbacks are far slower: B.3's conv3d train step
-# 3.9 s instead of 0.034 s, AMC-GAN's cpu-preset step 3.2 s instead of 1.5 s (docs/
+# 2.7 s instead of 0.035 s, AMC-GAN's cpu-preset step 2.4 s instead of 1.3 s (docs/
 # measurements.md). Read when TensorFlow loads, so set on import of amc_tf; =0 opts out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

@@ -25,6 +25,7 @@ import time
 import os
 import sys
 
+import amc_tf  # noqa: F401  first: it turns oneDNN on before TensorFlow loads (README, Stack)
 import tensorflow as tf
 
 from amc_tf.models import get_family
