@@ -6,42 +6,63 @@ from typing import Any, Dict, List, Optional
 from pipeline import configs
 
 
-def build_eval_config(accuracy_threshold: float, change_tolerance: float):
-    """EvalConfig of the paper's metric (§4, Table 3): classifier accuracy on generated videos.
+def build_eval_config(ratio_threshold: float, real_accuracy_threshold: float,
+                      change_tolerance: Optional[float], uses_appearance: bool = True,
+                      keypoint_judge: bool = True):
+    """EvalConfig of the metric suite (amc_tf/metrics/suite.py) over the evaluation signature.
 
-    The model's `classify_generated` signature generates a video from each eval example's first
-    frame, class and velocities and classifies it with the frozen 3D-CNN (B.3); TFMA compares the
-    prediction with `motion_class`. Sliced overall and per class, plus IS, H(y), H(y|v).
+    The model's `classify_generated` signature runs the evaluation protocol on each eval clip
+    (amc_tf/evaluation.py) and returns the judges' outputs; every suite metric is computed
+    overall and per class. Blessing is gated on the overall slice only (per-class slices are
+    reported, not gated: a plain `threshold` would apply to every slice):
+      accuracy_ratio >= ratio_threshold and not lower than the baseline's by more than
+        change_tolerance: generated accuracy relative to the judge's real-clip accuracy;
+      real_accuracy >= real_accuracy_threshold: a weak judge cannot bless a weak generator.
+    SSIM / PSNR are left out for families without an appearance input (not applicable).
     """
     from tensorflow_model_analysis.proto import config_pb2 as tfma
 
-    # The gate is on the overall slice only: per-class slices are reported, not gated (a plain
-    # `threshold` would apply to every slice, so one unlearned class would block the push).
-    accuracy = tfma.MetricConfig(
-        class_name="SparseCategoricalAccuracy",
-        per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-            slicing_specs=[tfma.SlicingSpec()],
-            threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(
-                    lower_bound={"value": accuracy_threshold}),
-                # Blessed only if not worse than the last blessed model by more than this.
-                change_threshold=tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={"value": -change_tolerance})))])
+    from amc_tf.metrics import suite
+    from amc_tf.metrics.tfma_metrics import METRIC_CLASSES
+
+    def gated(threshold):
+        return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                             threshold=threshold)]
+
+    ratio_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": ratio_threshold}))
+    if change_tolerance is not None:   # None: no baseline comparison (plain TFMA runs)
+        # Blessed only if not worse than the last blessed model by more than this.
+        ratio_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -change_tolerance}))
+    ratio_gate = gated(ratio_threshold)
+    judge_gate = gated(tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+        lower_bound={"value": real_accuracy_threshold})))
+    outputs = {suite.PROBABILITIES, suite.REAL_PROBABILITIES, suite.GENERATED_FEATURES,
+               suite.REAL_FEATURES}
+    if uses_appearance:
+        outputs |= {suite.SSIM, suite.PSNR}
+    if keypoint_judge:
+        outputs |= {suite.KEYPOINT_PROBABILITIES, suite.REAL_KEYPOINT_PROBABILITIES}
     custom = "amc_tf.metrics.tfma_metrics"
+    metrics = [tfma.MetricConfig(class_name="ExampleCount")]
+    for class_name, metric in METRIC_CLASSES.items():
+        if not suite.applicable(metric, outputs):
+            continue
+        config = tfma.MetricConfig(class_name=class_name, module=custom)
+        if metric == suite.ACCURACY_RATIO:
+            config.per_slice_thresholds.extend(ratio_gate)
+        elif metric == suite.REAL_ACCURACY:
+            config.per_slice_thresholds.extend(judge_gate)
+        metrics.append(config)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=configs.EVAL_SIGNATURE,
                                     label_key=configs.EVAL_LABEL_KEY,
                                     prediction_key=configs.EVAL_PREDICTION_KEY)],
         slicing_specs=[tfma.SlicingSpec(),
                        tfma.SlicingSpec(feature_keys=[configs.EVAL_LABEL_KEY])],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            accuracy,
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="InceptionScore", module=custom),
-            tfma.MetricConfig(class_name="InterEntropy", module=custom),
-            tfma.MetricConfig(class_name="IntraEntropy", module=custom),
-        ])])
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 
 def create_pipeline(
@@ -55,7 +76,8 @@ def create_pipeline(
         model_run_fn: str,
         classifier_train_steps: int,
         model_train_steps: int,
-        eval_accuracy_threshold: float,
+        eval_ratio_threshold: float,
+        eval_real_accuracy_threshold: float,
         eval_change_tolerance: float,
         serving_model_dir: str,
         schema_path: str,
@@ -98,10 +120,12 @@ def create_pipeline(
     components += [statistics_gen, schema_gen, example_validator]
 
     from amc_tf.models import get_family
-    get_family(model).config(preset)  # an unknown model or preset fails here, not in the run
+    family = get_family(model)
+    family.config(preset)  # an unknown model or preset fails here, not in the run
     trainer_config = {"model": model, "preset": preset}
 
-    # The 3D-CNN motion classifier (B.3), trained on real clips: the judge of generated videos.
+    # The judges, trained on real clips: the 3D-CNN motion classifier (B.3) and B.4's keypoint
+    # detector + heatmap classifier.
     classifier_trainer = tfx.components.Trainer(
         run_fn=classifier_run_fn,
         examples=example_gen.outputs["examples"],
@@ -144,13 +168,14 @@ def create_pipeline(
     ).with_id("latest_blessed_model_resolver")
     components.append(model_resolver)
 
-    # The paper's metric in TFMA: accuracy of the classifier on generated videos (+ IS, H).
+    # The metric suite in TFMA: the judges on generated and real videos, SSIM/PSNR, FID, B.4.
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=model_trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         schema=schema_gen.outputs["schema"],
-        eval_config=build_eval_config(eval_accuracy_threshold, eval_change_tolerance))
+        eval_config=build_eval_config(eval_ratio_threshold, eval_real_accuracy_threshold,
+                                      eval_change_tolerance, family.uses_appearance))
     components.append(evaluator)
 
     # TF Serving layout <serving_model_dir>/<version>/, only when blessed.

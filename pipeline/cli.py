@@ -13,7 +13,7 @@ def _run(args):
     from pipeline import local_runner
     layout = local_runner.run(
         home=args.home, model=args.model, preset=args.preset, raw_data_path=args.raw,
-        dataset=args.dataset, eval_accuracy_threshold=args.eval_threshold,
+        dataset=args.dataset, eval_ratio_threshold=args.eval_threshold,
         beam_workers=args.beam_workers, classifier_train_steps=args.classifier_steps,
         model_train_steps=args.model_steps, enable_cache=args.cache)
     from pipeline import results
@@ -78,7 +78,8 @@ def register(subparsers):
                    help="keeps pipeline_root/, metadata/ and serving_model/ of every run")
     r.add_argument("--dataset", default=configs.DATASET, choices=datasets.names())
     r.add_argument("--eval-threshold", type=float, default=None,
-                   help="accuracy a generated-video classifier must reach to push")
+                   help="lowest generated/real accuracy ratio (the judge on generated videos "
+                        "relative to real clips) that may be pushed; default: the preset's")
     r.add_argument("--classifier-steps", type=int, default=None)
     r.add_argument("--model-steps", type=int, default=None,
                    help="training steps of the model (default: the preset's)")

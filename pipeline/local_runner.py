@@ -22,7 +22,7 @@ ENV_MODEL = "AMC_MODEL"                # model family, default amc-gan
 ENV_PRESET = "AMC_PRESET"              # default cpu
 ENV_RAW = "AMC_RAW"                    # default <home>/raw
 ENV_DATASET = "AMC_DATASET"            # default gestures
-ENV_THRESHOLD = "AMC_EVAL_THRESHOLD"   # overrides the preset's accuracy threshold
+ENV_THRESHOLD = "AMC_EVAL_THRESHOLD"   # overrides the preset's accuracy-ratio threshold
 ENV_PIPELINE_NAME = "AMC_PIPELINE_NAME"  # default: the model's name (amc_gan)
 ENV_BEAM_WORKERS = "AMC_BEAM_WORKERS"  # DirectRunner workers, default 1 (in-process)
 
@@ -45,7 +45,7 @@ def local_beam_args(workers: int = 1) -> List[str]:
 
 
 def local_pipeline(home: str, preset: str = "cpu", raw_data_path: Optional[str] = None,
-                   dataset: str = configs.DATASET, eval_accuracy_threshold: Optional[float] = None,
+                   dataset: str = configs.DATASET, eval_ratio_threshold: Optional[float] = None,
                    pipeline_name: Optional[str] = None, beam_workers: int = 1,
                    classifier_train_steps: Optional[int] = None,
                    model_train_steps: Optional[int] = None, enable_cache: bool = False,
@@ -76,8 +76,9 @@ def local_pipeline(home: str, preset: str = "cpu", raw_data_path: Optional[str] 
         model_run_fn=configs.MODEL_RUN_FN,
         classifier_train_steps=classifier_train_steps or run.classifier_train_steps,
         model_train_steps=model_train_steps or configs.model_train_steps(model, preset),
-        eval_accuracy_threshold=(run.eval_accuracy_threshold if eval_accuracy_threshold is None
-                                 else eval_accuracy_threshold),
+        eval_ratio_threshold=(run.eval_ratio_threshold if eval_ratio_threshold is None
+                              else eval_ratio_threshold),
+        eval_real_accuracy_threshold=run.eval_real_accuracy_threshold,
         eval_change_tolerance=run.eval_change_tolerance,
         serving_model_dir=layout["serving_model_dir"],
         schema_path=configs.schema_path(dataset),
@@ -104,7 +105,7 @@ def settings_from_env():
         preset=os.environ.get(ENV_PRESET, "cpu"),
         raw_data_path=os.environ.get(ENV_RAW) or None,
         dataset=os.environ.get(ENV_DATASET, configs.DATASET),
-        eval_accuracy_threshold=float(threshold) if threshold else None,
+        eval_ratio_threshold=float(threshold) if threshold else None,
         pipeline_name=os.environ.get(ENV_PIPELINE_NAME) or None,
         beam_workers=int(os.environ.get(ENV_BEAM_WORKERS, "1")),
     )

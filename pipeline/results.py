@@ -79,10 +79,36 @@ def evaluation_metrics(evaluation_uri):
         for output in slice_metrics.values():
             for sub in output.values():
                 for metric, value in sub.items():
-                    if "doubleValue" in value:
-                        values[metric] = value["doubleValue"]
+                    if "doubleValue" in value:   # NaN arrives as the string "NaN"
+                        values[metric] = float(value["doubleValue"])
         metrics[name] = values
     return metrics
+
+
+def _suite_report(metrics, examples_uri, model_trainer):
+    """The Evaluator's metrics as `serving.evaluate`'s report (slices by class name, the judges'
+    own figures from the exported model's metadata), so the same table prints everywhere."""
+    from pipeline import configs
+    from serving import export
+    class_names = []
+    if examples_uri and os.path.exists(os.path.join(examples_uri, "summary.json")):
+        with open(os.path.join(examples_uri, "summary.json")) as f:
+            class_names = json.load(f).get("class_names", [])
+    table = {}
+    for name, values in metrics.items():
+        if name.startswith(f"{configs.EVAL_LABEL_KEY}="):
+            index = int(float(name.split("=", 1)[1]))
+            name = class_names[index] if index < len(class_names) else name
+        table[name] = values
+    report = {"table": table, "judges": {}, "model": None, "preset": None,
+              "clips": int(metrics.get("overall", {}).get("example_count", 0))}
+    if model_trainer and model_trainer["outputs"].get("model"):
+        serving_dir = os.path.join(model_trainer["outputs"]["model"][0]["uri"], "Format-Serving")
+        if os.path.exists(os.path.join(serving_dir, "assets", export.METADATA_FILE)):
+            metadata = export.read_metadata(serving_dir)
+            report.update(judges=metadata.get("judge_metrics", {}),
+                          model=metadata.get("model"), preset=metadata.get("preset"))
+    return report
 
 
 def run_summary(layout, pipeline_name=None):
@@ -103,6 +129,8 @@ def run_summary(layout, pipeline_name=None):
         summary["blessed"] = bool(blessing.get("blessed", 0))
         summary["baseline_model"] = [a["uri"] for a in
                                      evaluator["inputs"].get("baseline_model", [])]
+        summary["suite"] = _suite_report(metrics, summary.get("examples_uri"),
+                                         nodes.get("model_trainer"))
     classifier = nodes.get("classifier_trainer")
     if classifier and classifier["outputs"].get("model"):
         from amc_tf.training.files import CLASSIFIER_METRICS_FILE

@@ -1,4 +1,4 @@
-"""`amc-tf serve` and `amc-tf generate`. TensorFlow is imported only when a command runs."""
+"""`amc-tf serve`, `amc-tf generate` and `amc-tf evaluate`. TensorFlow is imported only when a command runs."""
 
 import os
 
@@ -53,6 +53,21 @@ def generate(args):
     return 0
 
 
+def evaluate(args):
+    from serving import evaluate as evaluation
+
+    report = evaluation.evaluate(
+        args.data, saved_model_dir=args.saved_model, server=args.server,
+        model_name=args.model_name, batch_size=args.batch_size,
+        feature_extractor=args.feature_extractor, feature_key=args.feature_key,
+        split=args.split)
+    print(evaluation.format_report(report))
+    if args.out:
+        evaluation.write_report(report, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def register(subparsers):
     p = subparsers.add_parser(
         "serve", help="serve pushed models over TF Serving's gRPC (and REST) API")
@@ -85,3 +100,23 @@ def register(subparsers):
     g.add_argument("--fps", type=int, default=8)
     g.add_argument("--timeout", type=float, default=60.0)
     g.set_defaults(func=generate)
+
+    e = subparsers.add_parser(
+        "evaluate", help="the metric suite for an exported model or a running server")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--saved-model", default=None,
+                        help="an exported SavedModel directory (e.g. <home>/serving_model/"
+                             "amc_gan/<version>)")
+    source.add_argument("--server", default=None, help="a model server's gRPC HOST:PORT")
+    e.add_argument("--data", required=True,
+                   help="preprocessed clips (`amc-tf preprocess` OUT or ExampleGen's examples)")
+    e.add_argument("--split", default="eval", help="the split to evaluate on (default eval)")
+    e.add_argument("--model-name", default="amc_gan", help="the served model (with --server)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--feature-extractor", default=None,
+                   help="a video feature extractor SavedModel: adds the usual video FID "
+                        "(feature_fid) on its features")
+    e.add_argument("--feature-key", default=None,
+                   help="the extractor's feature output, when it returns several")
+    e.add_argument("--out", default=None, help="also write the report as JSON here")
+    e.set_defaults(func=evaluate)

@@ -2,7 +2,8 @@
 random model batch, for the tests and the benchmarks.
 
 Each clip: a coloured square on a plain background moving in a class-specific direction;
-keypoints are the square's corners-ish points, velocity their per-frame deltas / VELOCITY_SCALE.
+keypoints are the square's corners-ish points, velocity their per-frame deltas / VELOCITY_SCALE;
+the landmarks are the keypoints themselves (L = k).
 """
 
 import os
@@ -14,8 +15,8 @@ from amc_tf.data import features
 
 def make_clips(num_clips, num_classes, num_keypoints, seed=0, num_frames=features.NUM_FRAMES,
                size=features.FRAME_SIZE, num_subjects=4):
-    """Numpy clips: dict video uint8 (N,T,S,S,3), keypoints (N,T,2k), velocity (N,T-1,2k),
-    motion_class (N,), subject (N,) bytes, clip_id (N,) bytes."""
+    """Numpy clips: dict video uint8 (N,T,S,S,3), keypoints (N,T,2k), landmarks (N,T,2k),
+    velocity (N,T-1,2k), motion_class (N,), subject (N,) bytes, clip_id (N,) bytes."""
     rng = np.random.default_rng(seed)
     angles = 2 * np.pi * np.arange(num_classes) / num_classes
     videos = np.zeros((num_clips, num_frames, size, size, 3), np.uint8)
@@ -41,6 +42,7 @@ def make_clips(num_clips, num_classes, num_keypoints, seed=0, num_frames=feature
     velocity = np.clip(np.diff(keypoints, axis=1) / features.VELOCITY_SCALE, -1, 1)
     return {
         features.VIDEO: videos, features.KEYPOINTS: keypoints,
+        features.LANDMARKS: keypoints.copy(),
         features.VELOCITY: velocity.astype(np.float32),
         features.MOTION_CLASS: classes.astype(np.int64),
         features.SUBJECT: np.array([f"s{s}".encode() for s in subjects]),
@@ -64,6 +66,8 @@ def write_clips(directory, num_clips, num_classes, num_keypoints, seed=0, split=
                     value=[clips[features.VIDEO][n].tobytes()])),
                 features.KEYPOINTS: feat(float_list=tf.train.FloatList(
                     value=clips[features.KEYPOINTS][n].reshape(-1))),
+                features.LANDMARKS: feat(float_list=tf.train.FloatList(
+                    value=clips[features.LANDMARKS][n].reshape(-1))),
                 features.VELOCITY: feat(float_list=tf.train.FloatList(
                     value=clips[features.VELOCITY][n].reshape(-1))),
                 features.MOTION_CLASS: feat(int64_list=tf.train.Int64List(

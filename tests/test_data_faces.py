@@ -12,6 +12,7 @@ from amc_tf.data import (adapters, classes, clip_rules, datasets, features, keyp
 
 STYLE = datasets.get("faces")
 K = STYLE.num_keypoints
+L = STYLE.num_landmarks
 COPIES = 2
 GOOD = 12
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "schemas", "faces", "schema.pbtxt")
@@ -42,7 +43,7 @@ def _add_bad_takes(raw):
     take = copy("subject01/fear/take000", "subject01/fear/take900")
     lines = open(os.path.join(take, "openface.csv")).read().splitlines()
     cells = lines[30].split(", ")
-    cells[40] = "nan"
+    cells[40] = "nan"  # x_35: landmark 36, not a keypoint (every landmark is checked)
     lines[30] = ", ".join(cells)
     open(os.path.join(take, "openface.csv"), "w").write("\n".join(lines) + "\n")
     copy("subject00/disgust/take000", "subject00/contempt/take000")
@@ -76,7 +77,7 @@ def examples(processed):
     for split in preprocess.SPLITS:
         files = sorted(glob.glob(os.path.join(out, f"Split-{split}", "*.gz")))
         records = list(tf.data.TFRecordDataset(files, compression_type="GZIP"))
-        parsed = features.parse_examples(tf.stack(records), K)
+        parsed = features.parse_examples(tf.stack(records), K, num_landmarks=L)
         result[split] = [{k: v[i].numpy() for k, v in parsed.items()} for i in range(len(records))]
     return result
 
@@ -111,6 +112,11 @@ def test_examples_shapes_velocity_and_subject_splits(examples):
     for ex in everything:
         assert ex[features.VIDEO].shape == (32, 64, 64, 3) and ex[features.VIDEO].dtype == np.uint8
         assert ex[features.KEYPOINTS].shape == (32, 2 * K)
+        # All 68 landmarks (B.4); the model's 11 keypoints are their columns.
+        landmarks = ex[features.LANDMARKS].reshape(32, L, 2)
+        assert L == 68
+        np.testing.assert_array_equal(landmarks[:, list(keypoints.FACE_LANDMARK_IDS)],
+                                      ex[features.KEYPOINTS].reshape(32, K, 2))
         assert 0 <= ex[features.MOTION_CLASS] < 6
         np.testing.assert_allclose(
             ex[features.VELOCITY],
@@ -136,10 +142,10 @@ def test_peak_frame_is_frame_23_at_the_chosen_stride(raw, examples):
         assert stride in (clip_rules.strides_that_fit(len(raw_clip.frames), peak, 23) or [1])
         strides.add(stride)
         idx = np.clip(peak + stride * (np.arange(32) - 23), 0, len(raw_clip.frames) - 1)
-        expected = raw_clip.points[idx][:, list(keypoints.FACE_LANDMARK_IDS)]
-        got = ex[features.KEYPOINTS].reshape(32, K, 2)
+        expected = raw_clip.points[idx]
+        got = ex[features.LANDMARKS].reshape(32, L, 2)
         if clip_id.endswith(":flip"):
-            got = clip_rules.flip(np.zeros((1, 1, 1, 3)), got, STYLE.flip_map)[1]
+            got = clip_rules.flip(np.zeros((1, 1, 1, 3)), got, STYLE.landmark_flip_map)[1]
         # The crop is a translation and one scale: fit the scale, the residual must vanish.
         a, b = (expected - expected[23]).ravel(), (got - got[23]).ravel()
         scale = a @ b / (a @ a)
@@ -160,6 +166,19 @@ def test_face_flip_swaps_mirrored_landmarks():
                                   STYLE.flip_map)
     np.testing.assert_allclose(mirrored[:, 0, 0], 63 - points[:, 2, 0])
     np.testing.assert_allclose(mirrored[:, 1], [[63, 0]] - points[:, 1] * [1, -1])
+
+
+def test_landmark_flip_mirrors_the_68_point_template():
+    # 1-based template numbers (Figure D): jaw ends, brows, nostrils, eye corners, mouth corners
+    # and both lips swap sides; the midline (chin 9, nose 28-31 and 34, lip centres) stays.
+    pairs = {1: 17, 5: 13, 18: 27, 22: 23, 32: 36, 33: 35, 37: 46, 38: 45, 39: 44, 40: 43,
+             41: 48, 42: 47, 49: 55, 50: 54, 56: 60, 61: 65, 62: 64, 66: 68}
+    pairs.update({v: k for k, v in pairs.items()})
+    pairs.update({i: i for i in (9, 28, 29, 30, 31, 34, 52, 58, 63, 67)})
+    for number, other in pairs.items():
+        assert STYLE.landmark_flip_map[number - 1] + 1 == other
+    assert sorted(STYLE.landmark_flip_map) == list(range(L))
+    assert STYLE.landmark_names[19] == "brow_20" and len(set(STYLE.landmark_names)) == L
 
 
 def test_bad_takes_are_rejected_with_their_reason(processed, examples):

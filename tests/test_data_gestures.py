@@ -11,6 +11,7 @@ from amc_tf.data import adapters, clip_rules, datasets, features, keypoints, pre
 
 STYLE = datasets.get("gestures")
 K = STYLE.num_keypoints
+L = STYLE.num_landmarks
 NUM_CLASSES = 6
 COPIES = 2
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "schemas", "gestures", "schema.pbtxt")
@@ -74,7 +75,7 @@ def _read_split(out, split):
     records = list(tf.data.TFRecordDataset(files, compression_type="GZIP"))
     if not records:
         return []
-    parsed = features.parse_examples(tf.stack(records), K)
+    parsed = features.parse_examples(tf.stack(records), K, num_landmarks=L)
     return [{key: value[i].numpy() for key, value in parsed.items()} for i in range(len(records))]
 
 
@@ -128,6 +129,8 @@ def test_examples_have_contract_shapes_and_dtypes(examples):
         assert ex[features.VIDEO].shape == (32, 64, 64, 3)
         assert ex[features.VIDEO].dtype == np.uint8
         assert ex[features.KEYPOINTS].shape == (32, 2 * K)
+        # NATOPS annotates only the 9 joints: the landmarks are the keypoints.
+        np.testing.assert_array_equal(ex[features.LANDMARKS], ex[features.KEYPOINTS])
         assert ex[features.VELOCITY].shape == (31, 2 * K)
         assert ex[features.KEYPOINTS].dtype == np.float32
         assert 0 <= ex[features.MOTION_CLASS] < NUM_CLASSES
@@ -202,9 +205,9 @@ def test_sample_indices_follow_the_anchor_and_stride():
     assert clip_rules.strides_that_fit(n, 70, 23) == [1, 2, 3]
     assert clip_rules.strides_that_fit(n, 80, 23) == [1, 2]
     for stride in (1, 2, 3):
-        video, _ = clip_rules.make_clip(datasets.get("faces"), clip, stride, flipped=False)
+        video, _, _ = clip_rules.make_clip(datasets.get("faces"), clip, stride, flipped=False)
         np.testing.assert_array_equal(video[:, 32, 32, 0], 70 + stride * (np.arange(32) - 23))
-        video, _ = clip_rules.make_clip(STYLE, clip, stride, flipped=False)
+        video, _, _ = clip_rules.make_clip(STYLE, clip, stride, flipped=False)
         np.testing.assert_array_equal(video[:, 32, 32, 0], stride * np.arange(32))
 
 
@@ -335,11 +338,15 @@ def test_encoded_examples_equal_tf_train_examples():
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, (32, 64, 64, 3), dtype=np.uint8)
     points = rng.uniform(-3, 70, (32, 2 * K)).astype(np.float32)
+    landmarks = rng.uniform(-3, 70, (32, 2 * L)).astype(np.float32)
     for motion_class in (0, 5, 300):
-        serialized = clip_rules.to_example(video, points, motion_class, "subject03", "c#0:s2")
+        serialized = clip_rules.to_example(video, points, motion_class, "subject03", "c#0:s2",
+                                           landmarks)
         expected = tf.train.Example(features=tf.train.Features(feature={
             "video": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video.tobytes()])),
             "keypoints": tf.train.Feature(float_list=tf.train.FloatList(value=points.ravel())),
+            "landmarks": tf.train.Feature(float_list=tf.train.FloatList(
+                value=landmarks.ravel())),
             "velocity": tf.train.Feature(float_list=tf.train.FloatList(
                 value=clip_rules.velocity(points.astype(np.float64)).astype(np.float32).ravel())),
             "motion_class": tf.train.Feature(int64_list=tf.train.Int64List(value=[motion_class])),

@@ -19,6 +19,15 @@ def test_fields_are_consistent(style):
     k = style.num_keypoints
     assert k == len(style.keypoint_names) == len(set(style.keypoint_names))
     assert len(style.paper_keypoint_ids) == k
+    assert style.num_landmarks == len(style.landmark_names) == len(set(style.landmark_names))
+    assert [style.landmark_names[i] for i in style.paper_keypoint_ids] == \
+        list(style.keypoint_names)
+    # Both flip maps mirror twice to the identity, and agree on the keypoints.
+    landmark_flip = style.landmark_flip_map
+    assert sorted(landmark_flip) == list(range(style.num_landmarks))
+    assert [landmark_flip[i] for i in landmark_flip] == list(range(style.num_landmarks))
+    ids = style.paper_keypoint_ids
+    assert [ids[style.flip_map[j]] for j in range(k)] == [landmark_flip[i] for i in ids]
     # The flip map is a permutation of the keypoints that undoes itself (mirroring twice).
     assert sorted(style.flip_map) == list(range(k))
     assert [style.flip_map[j] for j in style.flip_map] == list(range(k))
@@ -55,12 +64,34 @@ def test_synthetic_writer_output_is_read_by_its_own_adapter(style, tmp_path):
     for ref in refs:
         clip = style.load_clip(ref, names, features.NUM_FRAMES)
         assert clip.label in (0, 1) and len(clip.frames) == len(clip.points)
+        made = {}
         for flipped in (False, True):
-            video, points = clip_rules.make_clip(style, clip, 1, flipped)
+            video, points, landmarks = clip_rules.make_clip(style, clip, 1, flipped)
             assert video.shape == (features.NUM_FRAMES, features.FRAME_SIZE,
                                    features.FRAME_SIZE, 3)
             assert points.shape == (features.NUM_FRAMES, 2 * style.num_keypoints)
-            assert np.isfinite(points).all()
+            assert landmarks.shape == (features.NUM_FRAMES, 2 * style.num_landmarks)
+            assert np.isfinite(points).all() and np.isfinite(landmarks).all()
+            landmarks = landmarks.reshape(features.NUM_FRAMES, -1, 2)
+            np.testing.assert_array_equal(
+                landmarks[:, list(style.paper_keypoint_ids)].reshape(points.shape), points)
+            made[flipped] = landmarks
+        # A flipped clip's landmark i is landmark landmark_flip_map[i] of the plain one, mirrored.
+        expected = made[False][:, list(style.landmark_flip_map)]
+        np.testing.assert_allclose(made[True][..., 0], features.FRAME_SIZE - 1 - expected[..., 0],
+                                   atol=1e-4)
+        np.testing.assert_allclose(made[True][..., 1], expected[..., 1], atol=1e-4)
+
+
+def test_parse_examples_returns_the_landmarks_when_asked(tmp_path):
+    import fixtures
+    pattern = fixtures.write_clips(str(tmp_path), 3, 2, 5, seed=0)
+    batch = next(iter(features.make_dataset(pattern, 5, 3, shuffle=False, repeat=False,
+                                            num_landmarks=5)))
+    assert batch[features.LANDMARKS].shape == (3, features.NUM_FRAMES, 2 * 5)
+    np.testing.assert_array_equal(batch[features.LANDMARKS], batch[features.KEYPOINTS])
+    plain = next(iter(features.make_dataset(pattern, 5, 3, shuffle=False, repeat=False)))
+    assert features.LANDMARKS not in plain
 
 
 def test_unknown_dataset_names_the_choices():

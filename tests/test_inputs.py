@@ -74,20 +74,54 @@ def test_request_appearance_is_the_clips_first_frame(setup):
                                   expected["video"][:, 0].numpy())
 
 
-def test_evaluation_signature_generates_from_the_contract(setup):
-    """classify_generated (what TFMA calls) equals generate-then-classify on the contract's
-    inputs: the clip's own stride-summed velocities, its first frame, the eval seed."""
-    from serving import export
-    _, expected = _model_inputs(setup)
-    seed = tf.fill([3], tf.constant(export.EVAL_SEED, tf.int64))
-    conditions = inference.request_conditions(
-        FAMILY, setup["config"], expected["motion_class"], seed,
-        appearance=expected["video"][:, 0], velocity=expected["velocity"])
-    logits = inference.generate_then_classify(FAMILY, setup["generator"], setup["classifier"],
-                                              conditions, setup["config"])
+def test_evaluation_signature_follows_the_protocol(setup):
+    """classify_generated (what TFMA and `amc-tf evaluate` call) = the protocol on the
+    contract's inputs (§3.1, §4.1): the clip's first frame and class, velocities drawn from the
+    bank by a seed from its clip_id (the same seed in any batch), and the clip's own velocities
+    for the reconstruction metrics."""
+    from amc_tf import evaluation
+    from amc_tf.metrics import reconstruction, suite
+    clips, expected = _model_inputs(setup)
+    config = setup["config"]
+    seed = evaluation.clip_seeds(clips[features.CLIP_ID])
+    sampled = inference.request_conditions(
+        FAMILY, config, expected["motion_class"], seed, appearance=expected["video"][:, 0],
+        velocity_bank=setup["bank"])
+    generated = FAMILY.generate(setup["generator"], sampled, config)
+    logits = setup["classifier"](generated, training=False)
     got = setup["loaded"].signatures["classify_generated"](
-        examples=tf.constant(setup["serialized"]))["probabilities"]
-    np.testing.assert_allclose(got.numpy(), tf.nn.softmax(logits).numpy(), atol=1e-5)
+        examples=tf.constant(setup["serialized"]))
+    np.testing.assert_allclose(got[suite.PROBABILITIES].numpy(), tf.nn.softmax(logits).numpy(),
+                               atol=1e-5)
+    np.testing.assert_allclose(
+        got[suite.REAL_PROBABILITIES].numpy(),
+        tf.nn.softmax(setup["classifier"](expected["video"], training=False)).numpy(), atol=1e-5)
+    own = dict(sampled, velocity=expected["velocity"])
+    reconstructed = inputs.video_to_clip_size(FAMILY.generate(setup["generator"], own, config))
+    real = clips[features.VIDEO][:, ::config.frame_stride]
+    np.testing.assert_allclose(got[suite.PSNR].numpy(),
+                               reconstruction.video_psnr(real, reconstructed).numpy(), rtol=1e-3)
+    # One clip alone gets the outputs it gets in the batch: its seed is its own.
+    alone = setup["loaded"].signatures["classify_generated"](
+        examples=tf.constant(setup["serialized"][1:2]))
+    np.testing.assert_allclose(alone[suite.PROBABILITIES].numpy(),
+                               got[suite.PROBABILITIES].numpy()[1:2], atol=1e-5)
+
+
+def test_seeded_velocity_draws_are_reproducible_and_of_the_class(setup):
+    from amc_tf import evaluation
+    bank = setup["bank"]
+    rows_by_class = {}
+    for row, cls in zip(bank.velocity.numpy(), np.repeat(np.arange(NUM_CLASSES), bank.per_class)):
+        rows_by_class.setdefault(int(cls), set()).add(row.tobytes())
+    seeds = evaluation.clip_seeds(tf.constant([f"clip{i}" for i in range(20)]))
+    for cls in range(NUM_CLASSES):
+        if not bank.per_class[cls]:
+            continue
+        classes = tf.fill([20], cls)
+        first = bank.sample(classes, seeds).numpy()
+        np.testing.assert_array_equal(first, bank.sample(classes, seeds).numpy())
+        assert all(row.tobytes() in rows_by_class[cls] for row in first)
 
 
 def _same_video(a, b):

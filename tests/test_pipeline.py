@@ -149,7 +149,7 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
 
     home = str(tmp_path / "home")
     layout = local_runner.run(home=home, preset="test", raw_data_path=tiny_raw,
-                              eval_accuracy_threshold=0.0)
+                              eval_ratio_threshold=0.0)
     nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
     for node in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                  "classifier_trainer", "model_trainer", "Evaluator", "Pusher"):

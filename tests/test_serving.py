@@ -135,6 +135,10 @@ def test_export_signatures_and_metadata(exported):
     assert set(log.predict_log.request.inputs) == {"appearance", "motion_class", "seed"}
     # The client follows the metadata: which family, which inputs each signature takes.
     assert meta["model"] == "amc-gan"
+    # The evaluation signature returns the metric suite's per-clip outputs.
+    assert set(meta["evaluation_outputs"]) == {
+        "probabilities", "predicted_class", "real_probabilities", "generated_features",
+        "real_features", "ssim", "psnr"}
     assert meta["signature_inputs"] == {
         "generate": ["appearance", "motion_class", "seed"],
         "generate_with_velocity": ["appearance", "motion_class", "velocity", "seed"]}
@@ -521,6 +525,67 @@ def test_amc_tf_generate_cli(address, tmp_path):
         frames += 1
     assert frames == num_frames
     assert Image.open(sheet).size[0] > Image.open(sheet).size[1]
+
+
+def _eval_data(tmp_path):
+    import fixtures
+    data = tmp_path / "data"
+    fixtures.write_clips(str(data), 7, len(CLASS_NAMES), NUM_KEYPOINTS, seed=2, split="eval")
+    return str(data)
+
+
+def _export_feature_extractor(path):
+    """A user's video feature extractor: per-frame mean colour, then its temporal mean and
+    spread (6 features); float32 (B, T, 64, 64, 3) in [0, 1] -> (B, 6)."""
+    class Extractor(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 64, 64, 3], tf.float32,
+                                                    name="video")])
+        def __call__(self, video):
+            colour = tf.reduce_mean(video, axis=[2, 3])
+            return {"features": tf.concat([tf.reduce_mean(colour, 1),
+                                           tf.math.reduce_std(colour, 1)], axis=-1)}
+    module = Extractor()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.__call__})
+
+
+def test_amc_tf_evaluate_saved_model_and_server_agree(exported, address, tmp_path):
+    """`amc-tf evaluate`: the suite of a SavedModel in process equals the suite of the same
+    model through the server's TF Serving API; SSIM / PSNR are there (AMC-GAN has y_a), the
+    keypoint metrics say n/a (this export has no keypoint judge)."""
+    from amc_tf.metrics import suite
+    from serving import evaluate
+    data = _eval_data(tmp_path)
+    local = evaluate.evaluate(data, saved_model_dir=exported[0], batch_size=3)
+    remote = evaluate.evaluate(data, server=address, batch_size=3)
+    assert local["clips"] == remote["clips"] == 7
+    for metric in (suite.ACCURACY, suite.REAL_ACCURACY, suite.SSIM_METRIC, suite.PSNR_METRIC,
+                   suite.CLASSIFIER_FID, suite.INCEPTION_SCORE):
+        assert local["table"]["overall"][metric] == pytest.approx(
+            remote["table"]["overall"][metric], rel=1e-4), metric
+    assert 0.0 < local["table"]["overall"][suite.SSIM_METRIC] <= 1.0
+    assert suite.KEYPOINT_ACCURACY in local["not_applicable"]
+    assert set(local["table"]) >= {"overall"}
+    assert set(local["table"]) - {"overall"} <= set(CLASS_NAMES)
+    text = evaluate.format_report(local)
+    assert re.search(r"keypoint_accuracy\s+n/a", text)
+
+
+def test_amc_tf_evaluate_cli_with_a_feature_extractor(exported, tmp_path):
+    from amc_app import cli
+    data = _eval_data(tmp_path)
+    extractor = str(tmp_path / "extractor")
+    _export_feature_extractor(extractor)
+    out = tmp_path / "report.json"
+    assert cli.main(["evaluate", "--saved-model", exported[0], "--data", data,
+                     "--feature-extractor", extractor, "--batch-size", "4",
+                     "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    overall = report["table"]["overall"]
+    assert overall["feature_fid"] >= 0.0 and np.isfinite(overall["feature_fid"])
+    assert overall["classifier_fid"] >= 0.0
+    with pytest.raises(ValueError, match="no output 'nope'"):
+        cli.main(["evaluate", "--saved-model", exported[0], "--data", data,
+                  "--feature-extractor", extractor, "--feature-key", "nope"])
 
 
 def test_serving_cli_does_not_import_tensorflow():

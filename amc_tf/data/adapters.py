@@ -55,8 +55,8 @@ class RejectedClip(Exception):
 
 
 class RawClip:
-    """One decoded raw clip: BGR frames (T, H, W, 3) uint8, keypoints (T, K, 2) in frame pixels,
-    the class id, and (faces) the EMFACS AU intensities (T, A) for the peak rule."""
+    """One decoded raw clip: BGR frames (T, H, W, 3) uint8, all the style's landmarks (T, L, 2) in
+    frame pixels, the class id, and (faces) the EMFACS AU intensities (T, A) for the peak rule."""
 
     def __init__(self, frames, points, label, aus=None):
         self.frames, self.points, self.label, self.aus = frames, points, label, aus

@@ -1,7 +1,8 @@
 """The B.1 preprocessing rules on one decoded clip: sampling, crop, flip, velocity, tf.Example.
 
-Keypoints are (x, y) in pixel-index coordinates (the centre of pixel (i, j) is (i, j)), first of the
-raw frame, then of the 64x64 crop.
+Keypoints and landmarks are (x, y) in pixel-index coordinates (the centre of pixel (i, j) is
+(i, j)), first of the raw frame, then of the 64x64 crop. The keypoints are a subset of the
+landmarks (`DatasetStyle.paper_keypoint_ids`), so both go through the same sampling, crop and flip.
 """
 
 import numpy as np
@@ -47,7 +48,7 @@ def sample_indices(num_frames, anchor, before, stride, length=features.NUM_FRAME
 
 
 # Crop rules (`DatasetStyle.crop_box`): (x0, y0, side) of the square crop in raw pixels from the
-# sampled frames' raw keypoints (T, K, 2), fixed for the clip (no per-frame jitter).
+# sampled frames' raw landmarks (T, L, 2), fixed for the clip (no per-frame jitter).
 def chest_crop_box(points):
     """B.1 (NATOPS): a GESTURE_CROP square with the chest (median over the frames) at the centre."""
     chest = np.median(points[:, keypoints.GESTURE_JOINTS.index("chest")], axis=0)
@@ -91,10 +92,10 @@ def crop_and_resize(frames, points, box, size=features.FRAME_SIZE):
 
 
 def flip(frames, points, flip_map, size=features.FRAME_SIZE):
-    """B.1 augmentation: mirror the frames and keypoints and swap left/right keypoints.
+    """B.1 augmentation: mirror the frames and points and swap left/right points.
 
-    flip_map: after mirroring x, keypoint j takes the coordinates of keypoint flip_map[j]
-      (`DatasetStyle.flip_map`).
+    flip_map: after mirroring x, point j takes the coordinates of point flip_map[j]
+      (`DatasetStyle.flip_map` for keypoints, `DatasetStyle.landmark_flip_map` for landmarks).
     """
     mirrored = points.copy()
     mirrored[..., 0] = (size - 1) - mirrored[..., 0]
@@ -107,19 +108,23 @@ def velocity(points_flat):
 
 
 def make_clip(style, clip, stride, flipped):
-    """One preprocessed clip: (video (32, 64, 64, 3) RGB uint8, keypoints (32, 2k) float32).
+    """One preprocessed clip: (video (32, 64, 64, 3) RGB uint8, keypoints (32, 2k) float32,
+    landmarks (32, 2L) float32).
 
-    style: the clip's `amc_tf.data.datasets.DatasetStyle` (anchor, window, crop, keypoints, flip).
+    style: the clip's `amc_tf.data.datasets.DatasetStyle` (anchor, window, crop, points, flip).
     """
     anchor = style.anchor_frame(clip)
     idx = sample_indices(len(clip.frames), anchor, style.frames_before, stride)
-    points = clip.points[idx]
-    box = style.crop_box(points)
-    frames, points = crop_and_resize(clip.frames[idx][..., ::-1], points, box)  # BGR -> RGB
-    points = points[:, list(style.paper_keypoint_ids)]
+    landmarks = clip.points[idx]
+    box = style.crop_box(landmarks)
+    frames, landmarks = crop_and_resize(clip.frames[idx][..., ::-1], landmarks, box)  # BGR -> RGB
     if flipped:
-        frames, points = flip(frames, points, style.flip_map)
-    return np.ascontiguousarray(frames), points.reshape(len(idx), -1).astype(np.float32)
+        frames, landmarks = flip(frames, landmarks, style.landmark_flip_map)
+    # Taken after the flip, the keypoints are the flipped landmarks' columns by construction
+    # (the same as flipping them with `style.flip_map`).
+    points = landmarks[:, list(style.paper_keypoint_ids)]
+    return (np.ascontiguousarray(frames), points.reshape(len(idx), -1).astype(np.float32),
+            landmarks.reshape(len(idx), -1).astype(np.float32))
 
 
 def _varint(n):
@@ -161,12 +166,14 @@ def encode_example(feature_lists):
     return _field(1, entries)
 
 
-def to_example(video, points_flat, motion_class, subject, clip_id):
-    """The serialized tf.Example of `amc_tf.data.features` for one preprocessed clip."""
+def to_example(video, points_flat, motion_class, subject, clip_id, landmarks_flat):
+    """The serialized tf.Example of `amc_tf.data.features` for one preprocessed clip (the
+    arrays as `make_clip` returns them)."""
     vel = velocity(points_flat.astype(np.float64)).astype(np.float32)
     return encode_example({
         features.VIDEO: video.tobytes(),
         features.KEYPOINTS: points_flat.astype(np.float32),
+        features.LANDMARKS: landmarks_flat.astype(np.float32),
         features.VELOCITY: vel,
         features.MOTION_CLASS: np.array([motion_class], np.int64),
         features.SUBJECT: subject.encode(),

@@ -5,6 +5,7 @@ crop rule; the rest of amc_tf reads its fields instead of testing a dataset's na
 
     style = datasets.get("gestures")          # unknown name: ValueError naming the choices
     style.num_keypoints, style.keypoint_names, style.flip_map
+    style.num_landmarks, style.landmark_names, style.landmark_flip_map
     style.class_names(raw_dir=RAW, num_classes=12)
     refs = style.list_clips(RAW)              # then style.load_clip(ref, class_names, 32)
     datasets.names()                          # ("gestures", "faces"), e.g. for argparse choices
@@ -21,17 +22,23 @@ from amc_tf.data import adapters, classes, clip_rules, keypoints, synthetic, syn
 
 @dataclasses.dataclass(frozen=True)
 class DatasetStyle:
-    """One dataset style: its keypoints, B.1 rules, raw layout, classes and synthetic writer.
+    """One dataset style: its keypoints and landmarks, B.1 rules, raw layout, classes and
+    synthetic writer.
 
     Attributes:
       name: the style's name on the command line, in configs and in `summary.json`.
       paper_dataset: the paper's dataset that the style follows.
       keypoint_names: the paper's keypoints, in the order of the `keypoints` feature.
-      paper_keypoint_ids: where those keypoints are among the ones the adapter loads.
+      paper_keypoint_ids: where those keypoints are among the landmarks.
       flip_map: after mirroring x, keypoint j takes the coordinates of keypoint flip_map[j].
+      landmark_names: every point the adapter loads per frame (the dataset's own annotation), in
+        the order of the `landmarks` feature; the keypoint detector of the B.4 evaluation learns
+        them all.
+      landmark_flip_map: after mirroring x, landmark i takes the coordinates of landmark
+        landmark_flip_map[i].
       frames_before: how many of the 32 sampled frames precede the anchor frame (B.1).
       anchor_frame: RawClip -> the frame the 32-frame window is placed around (B.1).
-      crop_box: the sampled frames' raw keypoints (T, K, 2) -> (x0, y0, side) of the crop (B.1).
+      crop_box: the sampled frames' raw landmarks (T, L, 2) -> (x0, y0, side) of the crop (B.1).
       list_clips: raw dir -> clip refs (paths only; cheap, at pipeline construction).
       load_clip: (ref, class_names, min_frames) -> `adapters.RawClip`, or `RejectedClip`.
       raw_layout: the raw layout in a few words, for error messages.
@@ -48,6 +55,8 @@ class DatasetStyle:
     keypoint_names: Tuple[str, ...]
     paper_keypoint_ids: Tuple[int, ...]
     flip_map: Tuple[int, ...]
+    landmark_names: Tuple[str, ...]
+    landmark_flip_map: Tuple[int, ...]
     frames_before: int
     anchor_frame: Callable
     crop_box: Callable
@@ -66,6 +75,11 @@ class DatasetStyle:
     def num_keypoints(self):
         """k: keypoints per frame (the `keypoints` feature holds 2k numbers per frame)."""
         return len(self.keypoint_names)
+
+    @property
+    def num_landmarks(self):
+        """L: landmarks per frame (the `landmarks` feature holds 2L numbers per frame)."""
+        return len(self.landmark_names)
 
     def class_names(self, raw_dir=None, num_classes=None):
         """The class names of a run; index i is motion_class i.
@@ -96,6 +110,8 @@ _STYLES = {style.name: style for style in (
         keypoint_names=keypoints.GESTURE_JOINTS,
         paper_keypoint_ids=tuple(range(len(keypoints.GESTURE_JOINTS))),  # all 9 joints
         flip_map=keypoints.GESTURE_FLIP,
+        landmark_names=keypoints.GESTURE_JOINTS,  # NATOPS annotates just the 9 joints
+        landmark_flip_map=keypoints.GESTURE_FLIP,
         # B.1 (NATOPS): 32 frames from the first, the neutral pose (the appearance condition).
         frames_before=0,
         anchor_frame=clip_rules.first_frame,
@@ -115,6 +131,8 @@ _STYLES = {style.name: style for style in (
         keypoint_names=keypoints.FACE_KEYPOINTS,
         paper_keypoint_ids=keypoints.FACE_LANDMARK_IDS,  # 11 of OpenFace's 68 landmarks
         flip_map=keypoints.FACE_FLIP,
+        landmark_names=keypoints.FACE_LANDMARKS,  # B.4 uses all 68 OpenFace landmarks
+        landmark_flip_map=keypoints.MIRROR_68,
         # B.1 (MUG): 32 frames around the AU peak, 23 before it and 8 after.
         frames_before=23,
         anchor_frame=clip_rules.au_peak_frame,

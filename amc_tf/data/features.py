@@ -3,6 +3,9 @@
 Every preprocessed clip is one tf.Example with these features (appendix B.1 of the paper):
   video         bytes   raw uint8 video, T x H x W x 3 (T=32, H=W=64), C order
   keypoints     float   T * 2k keypoint coordinates in frame pixels, (x, y) per keypoint
+  landmarks     float   T * 2L coordinates of all the dataset style's L landmarks (faces: the 68
+                        OpenFace points, gestures: the 9 joints), same frames, crop, flip and
+                        layout as keypoints; for the keypoint detector of the B.4 evaluation
   velocity      float   (T-1) * 2k frame-to-frame keypoint deltas divided by VELOCITY_SCALE,
                         clipped to [-1, 1] so D_m's tanh velocity head can fit them (§3.2)
   motion_class  int64   class id in [0, num_classes)
@@ -12,6 +15,7 @@ Every preprocessed clip is one tf.Example with these features (appendix B.1 of t
 
 VIDEO = "video"
 KEYPOINTS = "keypoints"
+LANDMARKS = "landmarks"
 VELOCITY = "velocity"
 MOTION_CLASS = "motion_class"
 SUBJECT = "subject"
@@ -26,11 +30,13 @@ CHANNELS = 3
 VELOCITY_SCALE = 8.0
 
 
-def feature_spec(num_keypoints, num_frames=NUM_FRAMES):
+def feature_spec(num_keypoints, num_frames=NUM_FRAMES, num_landmarks=None):
     """tf.io.parse_example spec for preprocessed clips with `num_keypoints` keypoints (k, a
-    property of the dataset style: `amc_tf.data.datasets.get(name).num_keypoints`)."""
+    property of the dataset style: `amc_tf.data.datasets.get(name).num_keypoints`). The
+    landmarks are in the spec only when `num_landmarks` (L, the style's `num_landmarks`) is given,
+    so readers that do not need them also read examples without them."""
     import tensorflow as tf
-    return {
+    spec = {
         VIDEO: tf.io.FixedLenFeature([], tf.string),
         KEYPOINTS: tf.io.FixedLenFeature([num_frames * 2 * num_keypoints], tf.float32),
         VELOCITY: tf.io.FixedLenFeature([(num_frames - 1) * 2 * num_keypoints], tf.float32),
@@ -38,19 +44,25 @@ def feature_spec(num_keypoints, num_frames=NUM_FRAMES):
         SUBJECT: tf.io.FixedLenFeature([], tf.string),
         CLIP_ID: tf.io.FixedLenFeature([], tf.string),
     }
+    if num_landmarks is not None:
+        spec[LANDMARKS] = tf.io.FixedLenFeature([num_frames * 2 * num_landmarks], tf.float32)
+    return spec
 
 
-def parse_examples(serialized, num_keypoints, num_frames=NUM_FRAMES, frame_size=FRAME_SIZE):
+def parse_examples(serialized, num_keypoints, num_frames=NUM_FRAMES, frame_size=FRAME_SIZE,
+                   num_landmarks=None):
     """Parses a batch of serialized clips into shaped tensors.
 
     Returns a dict: video uint8 (B, T, H, W, 3), keypoints float32 (B, T, 2k), velocity float32
-    (B, T-1, 2k), motion_class int32 (B,), subject / clip_id string (B,).
+    (B, T-1, 2k), motion_class int32 (B,), subject / clip_id string (B,); with `num_landmarks`
+    also landmarks float32 (B, T, 2L).
     """
     import tensorflow as tf
-    parsed = tf.io.parse_example(serialized, feature_spec(num_keypoints, num_frames))
+    parsed = tf.io.parse_example(serialized,
+                                 feature_spec(num_keypoints, num_frames, num_landmarks))
     video = tf.io.decode_raw(parsed[VIDEO], tf.uint8)
     video = tf.reshape(video, [-1, num_frames, frame_size, frame_size, CHANNELS])
-    return {
+    out = {
         VIDEO: video,
         KEYPOINTS: tf.reshape(parsed[KEYPOINTS], [-1, num_frames, 2 * num_keypoints]),
         VELOCITY: tf.reshape(parsed[VELOCITY], [-1, num_frames - 1, 2 * num_keypoints]),
@@ -58,22 +70,31 @@ def parse_examples(serialized, num_keypoints, num_frames=NUM_FRAMES, frame_size=
         SUBJECT: parsed[SUBJECT],
         CLIP_ID: parsed[CLIP_ID],
     }
+    if num_landmarks is not None:
+        out[LANDMARKS] = tf.reshape(parsed[LANDMARKS], [-1, num_frames, 2 * num_landmarks])
+    return out
 
 
 def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=True,
-                 num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, drop_remainder=True, seed=None):
-    """A tf.data pipeline of parsed batches from (GZIP or plain) TFRecord files."""
+                 num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, drop_remainder=True, seed=None,
+                 num_landmarks=None, record_filter=None):
+    """A tf.data pipeline of parsed batches from (GZIP or plain) TFRecord files; landmarks only
+    with `num_landmarks` (as in `parse_examples`); `record_filter(serialized) -> bool` keeps
+    some records only (e.g. a validation hold-out)."""
     import tensorflow as tf
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
     compression = "GZIP" if files[0].endswith(".gz") else None
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
+    if record_filter is not None:
+        ds = ds.filter(record_filter)
     if shuffle:
         ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(lambda s: parse_examples(s, num_keypoints, num_frames, frame_size),
+    ds = ds.map(lambda s: parse_examples(s, num_keypoints, num_frames, frame_size,
+                                         num_landmarks),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

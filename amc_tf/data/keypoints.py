@@ -47,8 +47,10 @@ def _region_68(i):
     return "lip"
 
 
-# The paper's 11 face keypoints by region and 1-based template number (Figure D), e.g. "brow_20".
-FACE_KEYPOINTS = tuple(f"{_region_68(i)}_{i + 1}" for i in FACE_LANDMARK_IDS)
+# All 68 landmarks by region and 1-based template number (Figure D), e.g. "brow_20", and the
+# paper's 11 face keypoints among them.
+FACE_LANDMARKS = tuple(f"{_region_68(i)}_{i + 1}" for i in range(NUM_FACE_LANDMARKS))
+FACE_KEYPOINTS = tuple(FACE_LANDMARKS[i] for i in FACE_LANDMARK_IDS)
 
 # Flip permutations: after mirroring x, keypoint j takes the coordinates of FLIP[j] (swap L/R).
 def _other_side(name):

@@ -150,10 +150,10 @@ class DecodeAndPreprocess(beam.DoFn):
                 rng = np.random.default_rng([opts.seed, zlib.crc32(ref["clip"].encode()), copy])
                 stride = int(rng.choice(strides))
                 flipped = bool(rng.random() < opts.flip_probability)
-                video, points = clip_rules.make_clip(style, clip, stride, flipped)
+                video, points, landmarks = clip_rules.make_clip(style, clip, stride, flipped)
                 clip_id = f"{ref['clip']}#{copy}:s{stride}{':flip' if flipped else ''}"
                 outputs.append(clip_rules.to_example(video, points, clip.label, ref["subject"],
-                                                     clip_id))
+                                                     clip_id, landmarks))
         except adapters.RejectedClip as e:
             yield from self._reject(ref, e.reason, e.detail)
             return

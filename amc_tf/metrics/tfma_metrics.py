@@ -1,44 +1,53 @@
-"""TFMA metrics for generated videos: Inception Score, H(y) and H(y|v) (TwoStreamVAN Eq. 8-11).
+"""TFMA metrics of the suite (amc_tf/metrics/suite.py), for the Evaluator.
 
-They read the model's class probabilities (the `probabilities` output of the `classify_generated`
-signature) and are configured in an EvalConfig as
-  tfma.MetricConfig(class_name="InceptionScore", module="amc_tf.metrics.tfma_metrics")
-(likewise "InterEntropy" for H(y), "IntraEntropy" for H(y|v)). They slice like any TFMA metric.
+Each reads the evaluation signature's per-clip outputs (the whole prediction dict, whatever
+ModelSpec.prediction_key says) and the label `motion_class`, accumulates a `SuiteStats` and
+reports one figure, so each can carry its own threshold and all of them slice and merge exactly.
+Configured in an EvalConfig as
+  tfma.MetricConfig(class_name="AccuracyRatio", module="amc_tf.metrics.tfma_metrics")
+The class names are `METRIC_CLASSES`' keys.
 """
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from amc_tf.metrics.class_distribution import ClassDistributionStats
-
-INCEPTION_SCORE_NAME = "inception_score"
-INTER_ENTROPY_NAME = "inter_entropy_h_y"
-INTRA_ENTROPY_NAME = "intra_entropy_h_y_given_v"
+from amc_tf.metrics import suite
 
 
-class _ClassDistributionCombiner(beam.CombineFn):
-    """Accumulates ClassDistributionStats from each example's predicted probabilities."""
+def _rows(value):
+    """One example's output as a batch of one."""
+    return np.asarray(value)[None]
 
-    def __init__(self, metric_key, eval_config, example_weighted, statistic):
+
+class _SuiteCombiner(beam.CombineFn):
+    """Accumulates SuiteStats from each example's outputs; extracts one metric."""
+
+    def __init__(self, metric_key, metric):
         self._metric_key = metric_key
-        self._eval_config = eval_config
-        self._example_weighted = example_weighted
-        self._statistic = statistic
+        self._metric = metric
 
     def create_accumulator(self):
-        return ClassDistributionStats()
+        return suite.SuiteStats()
 
     def add_input(self, accumulator, element):
-        for _, prediction, example_weight in metric_util.to_label_prediction_example_weight(
-                element, eval_config=self._eval_config,
-                model_name=self._metric_key.model_name,
-                output_name=self._metric_key.output_name,
-                example_weighted=self._example_weighted, flatten=False, squeeze=False,
-                allow_none=True):
-            probabilities = np.asarray(prediction, np.float64).reshape(-1)
-            accumulator.add(probabilities, weight=float(metric_util.safe_to_scalar(
-                example_weight)))
+        predictions = element.predictions
+        if not isinstance(predictions, dict):
+            raise ValueError(f"{self._metric} reads the evaluation signature's output dict "
+                             f"({', '.join(suite.METRIC_OUTPUTS[self._metric])}); got a single "
+                             f"tensor")
+        label = metric_util.safe_to_scalar(element.labels)
+        outputs = {name: _rows(predictions[name])
+                   for name in suite.METRIC_OUTPUTS[self._metric] if name in predictions}
+        missing = set(suite.METRIC_OUTPUTS[self._metric]) - set(outputs)
+        if missing:
+            raise ValueError(f"metric {self._metric} needs the outputs {sorted(missing)}, which "
+                             f"the model does not return (outputs: {sorted(predictions)})")
+        weight = metric_util.safe_to_scalar(element.example_weights) \
+            if element.example_weights is not None else 1.0
+        if weight != 1.0:
+            raise ValueError("the video metric suite does not take example weights")
+        accumulator.add(outputs, [int(label)])
         return accumulator
 
     def merge_accumulators(self, accumulators):
@@ -49,46 +58,43 @@ class _ClassDistributionCombiner(beam.CombineFn):
         return result
 
     def extract_output(self, accumulator):
-        return {self._metric_key: getattr(accumulator, self._statistic)()}
+        return {self._metric_key: accumulator.value(self._metric)}
 
 
-def _computations_for(statistic):
+def _suite_metric(class_name, metric):
     def computations(name=None, eval_config=None, model_name="", output_name="",
                      example_weighted=False, sub_key=None, aggregation_type=None,
                      class_weights=None, **unused):
-        del sub_key, aggregation_type, class_weights, unused
+        del eval_config, sub_key, aggregation_type, class_weights, unused
         key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
                                      example_weighted=example_weighted)
-        return [metric_types.MetricComputation(
-            keys=[key], preprocessors=None,
-            combiner=_ClassDistributionCombiner(key, eval_config, example_weighted, statistic))]
-    return computations
+        return [metric_types.MetricComputation(keys=[key], preprocessors=None,
+                                               combiner=_SuiteCombiner(key, metric))]
+
+    def __init__(self, name=metric):
+        metric_types.Metric.__init__(
+            self, metric_util.merge_per_key_computations(computations), name=name)
+
+    cls = type(class_name, (metric_types.Metric,), {
+        "__init__": __init__, "__module__": __name__,
+        "__doc__": f"{suite.DESCRIPTIONS[metric]} (metric `{metric}`)."})
+    metric_types.register_metric(cls)
+    return cls
 
 
-class InceptionScore(metric_types.Metric):
-    """exp(E_v KL(p(y|v) || p(y))): realism and diversity of generated videos (higher better)."""
-
-    def __init__(self, name=INCEPTION_SCORE_NAME):
-        super().__init__(metric_util.merge_per_key_computations(
-            _computations_for("inception_score")), name=name)
-
-
-class InterEntropy(metric_types.Metric):
-    """H(y): entropy of the marginal predicted class distribution (diversity, higher better)."""
-
-    def __init__(self, name=INTER_ENTROPY_NAME):
-        super().__init__(metric_util.merge_per_key_computations(
-            _computations_for("inter_entropy")), name=name)
-
-
-class IntraEntropy(metric_types.Metric):
-    """Mean H(y|v): classifier uncertainty per video (realism, lower better)."""
-
-    def __init__(self, name=INTRA_ENTROPY_NAME):
-        super().__init__(metric_util.merge_per_key_computations(
-            _computations_for("intra_entropy")), name=name)
-
-
-metric_types.register_metric(InceptionScore)
-metric_types.register_metric(InterEntropy)
-metric_types.register_metric(IntraEntropy)
+# TFMA class name -> suite metric.
+METRIC_CLASSES = {
+    "GeneratedAccuracy": suite.ACCURACY,
+    "RealAccuracy": suite.REAL_ACCURACY,
+    "AccuracyRatio": suite.ACCURACY_RATIO,
+    "InceptionScore": suite.INCEPTION_SCORE,
+    "InterEntropy": suite.INTER_ENTROPY,
+    "IntraEntropy": suite.INTRA_ENTROPY,
+    "SSIM": suite.SSIM_METRIC,
+    "PSNR": suite.PSNR_METRIC,
+    "ClassifierFID": suite.CLASSIFIER_FID,
+    "KeypointAccuracy": suite.KEYPOINT_ACCURACY,
+    "RealKeypointAccuracy": suite.REAL_KEYPOINT_ACCURACY,
+}
+for _class_name, _metric in METRIC_CLASSES.items():
+    globals()[_class_name] = _suite_metric(_class_name, _metric)

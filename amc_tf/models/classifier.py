@@ -110,10 +110,14 @@ class MotionClassifier(Network):
                 x = self.lrelu(x)
         return x
 
-    def call(self, video, training=False):
+    def penultimate(self, video, training=False):
+        """The fc(128) - BN - lrelu features before dropout and the logits: (batch, fc_units),
+        the feature space of the suite's classifier FID."""
         x = self.flatten(self.embed(video, training=training))
-        x = self.lrelu(self.fc_norm(self.fc(x), training=training))
-        x = self.dropout(x, training=training)
+        return self.lrelu(self.fc_norm(self.fc(x), training=training))
+
+    def call(self, video, training=False):
+        x = self.dropout(self.penultimate(video, training=training), training=training)
         return ops.cast(self.out(x), "float32")
 
 

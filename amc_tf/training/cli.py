@@ -23,7 +23,11 @@ def register(subparsers):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: preset's)")
     p.add_argument("--classifier-steps", type=int, default=0,
-                   help="also train the B.3 motion classifier for this many steps first")
+                   help="also train the judges first (the B.3 motion classifier for this many "
+                        "steps, B.4's keypoint judge at the preset's size) and evaluate the "
+                        "model with the metric suite at the end")
+    p.add_argument("--no-keypoint-judge", action="store_true",
+                   help="skip B.4's keypoint detector and classifier (no keypoint accuracy)")
     p.add_argument("--num-classes", type=int, default=None,
                    help="default: the classes in DATA/summary.json")
     p.add_argument("--ablation", default="none",
@@ -59,12 +63,14 @@ def run(args):
     train_pattern = posixpath.join(preprocess.split_dir(args.data, "train"), "*")
     eval_pattern = posixpath.join(preprocess.split_dir(args.data, "eval"), "*")
     classifier_dir = posixpath.join(args.out, "classifier")
-    classifier = None
+    classifier = keypoint = None
     if args.classifier_steps:
-        classifier, metrics = train.train_classifier(config, train_pattern, eval_pattern,
-                                                     classifier_dir, args.classifier_steps)
-        if metrics["accuracy"] is not None:
-            print(f"[train] classifier real-clip eval accuracy {metrics['accuracy']:.4f}")
+        style = datasets.get(summary["dataset"])
+        judges = train.train_judges(config, train_pattern, eval_pattern, classifier_dir,
+                                    args.classifier_steps, style.num_landmarks,
+                                    keypoint_judge=not args.no_keypoint_judge)
+        print(f"[train] judges on real clips: {judges}")
+        classifier, keypoint, _ = train.load_judges(classifier_dir)
     model_dir = posixpath.join(args.out, "model")
     model = train.train_model(family, config, train_pattern, eval_pattern, model_dir,
                               steps=args.steps, resume=not args.no_resume)
@@ -74,11 +80,12 @@ def run(args):
     if train.first_batch(eval_pattern, config, 1) is None:
         print("[train] the eval split holds no clip: no generated-video evaluation")
         return 0
-    from amc_tf.training.evaluate import generated_video_accuracy
+    from amc_tf.metrics import suite
+    from amc_tf.training.evaluate import evaluate_generator
     bank = train.build_velocity_bank(train_pattern, config) if family.uses_velocity else None
-    result = generated_video_accuracy(family, family.generator(model), classifier, eval_pattern,
-                                      config, bank)
-    files.write_json(posixpath.join(args.out, files.EVALUATION_FILE), result)
-    print(f"[train] eval accuracy: real clips {result['real_accuracy']:.4f}, generated "
-          f"videos {result['generated_accuracy']:.4f} (ratio {result['ratio']})")
+    class_names = list(summary["class_names"])[:config.num_classes]
+    table = evaluate_generator(family, family.generator(model), classifier, eval_pattern,
+                               config, class_names, bank, keypoint_judge=keypoint)
+    files.write_json(posixpath.join(args.out, files.EVALUATION_FILE), table)
+    print(suite.format_table(table))
     return 0

@@ -1,38 +1,42 @@
-"""§4.1's protocol outside TFX: a classifier trained on real clips judges generated videos."""
+"""The evaluation protocol and metric suite in process (no TFX): `amc-tf train` after training,
+and anything holding a generator and its judges. The same outputs and statistics as the
+Evaluator's (amc_tf/evaluation.py, amc_tf/metrics/suite.py)."""
 
 import numpy as np
 import tensorflow as tf
 
-from amc_tf import inference, inputs
-from amc_tf.training.data import make_model_dataset
+from amc_tf import evaluation
+from amc_tf.data import features
+from amc_tf.metrics import suite
 
 
-def generated_video_accuracy(family, generator, classifier, eval_pattern, config, velocity_bank,
-                             seed=0, batch_size=16):
-    """Accuracy of `classifier` on the real eval clips and on the videos generated from each
-    clip's first frame and class, velocities drawn from training clips of that class (§3.1);
-    clip i uses seed `seed + i` for z and the draw, so the figure is reproducible.
+def collect_outputs(evaluate_batch, file_pattern, num_keypoints, batch_size=16):
+    """Runs `evaluate_batch(serialized (B,) string tensor) -> {output: (B, ...)}` over every clip
+    of `file_pattern`; returns (outputs as numpy arrays over all clips, labels (N,))."""
+    files = tf.io.gfile.glob(file_pattern)
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
+    compression = "GZIP" if files[0].endswith(".gz") else None
+    ds = tf.data.TFRecordDataset(files, compression_type=compression).batch(batch_size)
+    outputs, labels = {}, []
+    for serialized in ds:
+        parsed = features.parse_examples(serialized, num_keypoints)
+        labels.append(parsed[features.MOTION_CLASS].numpy())
+        for name, value in evaluate_batch(serialized).items():
+            outputs.setdefault(name, []).append(np.asarray(value))
+    if not labels:
+        raise ValueError(f"no eval clip in {file_pattern}: nothing to evaluate")
+    return {k: np.concatenate(v) for k, v in outputs.items()}, np.concatenate(labels)
 
-    Returns dict(real_accuracy, generated_accuracy, ratio, clips).
-    """
-    ds = make_model_dataset(eval_pattern, config, batch_size, shuffle=False, repeat=False,
-                            drop_remainder=False)
-    real_hits = fake_hits = total = 0
-    for batch in ds:
-        labels = batch["motion_class"].numpy()
-        n = len(labels)
-        seeds = tf.constant(seed + total + np.arange(n), tf.int64)
-        clip = inputs.clip_conditions(batch, family)
-        conditions = inference.request_conditions(
-            family, config, clip["motion_class"], seeds, appearance=clip.get("appearance"),
-            velocity_bank=velocity_bank)
-        fake = inference.generate_then_classify(family, generator, classifier, conditions, config)
-        real = classifier(batch["video"], training=False)
-        real_hits += int((np.argmax(real, -1) == labels).sum())
-        fake_hits += int((np.argmax(fake, -1) == labels).sum())
-        total += n
-    if not total:
-        raise ValueError(f"no eval clip in {eval_pattern}: nothing to evaluate")
-    real, fake = real_hits / total, fake_hits / total
-    return {"real_accuracy": real, "generated_accuracy": fake,
-            "ratio": fake / real if real else None, "clips": total}
+
+def evaluate_generator(family, generator, classifier, eval_pattern, config, class_names,
+                       velocity_bank=None, keypoint_judge=None, batch_size=16):
+    """The suite overall and per class: {"overall": {metric: value}, class name: {...}}."""
+    def evaluate_batch(serialized):
+        clips = features.parse_examples(serialized, config.num_keypoints)
+        return evaluation.evaluation_outputs(family, generator, config, clips, classifier,
+                                             velocity_bank, keypoint_judge)
+    outputs, labels = collect_outputs(evaluate_batch, eval_pattern, config.num_keypoints,
+                                      batch_size)
+    metrics = [m for m in suite.METRICS if suite.applicable(m, outputs)]
+    return suite.per_class_table(outputs, labels, class_names, metrics)

@@ -12,7 +12,8 @@ import tensorflow as tf
 from amc_tf.inference import VelocityBank
 from amc_tf.models.classifier import build_classifier
 from amc_tf.models.saving import CLASSIFIER_FILE, save_model
-from amc_tf.training.data import make_classifier_dataset, make_model_dataset
+from amc_tf.training.data import (TRAIN_PART, VALIDATION_PART, holdout,
+                                  make_classifier_dataset, make_model_dataset)
 from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
                                    write_config, write_json)
 from amc_tf.training.summaries import ScalarSummary, VideoSummary
@@ -35,28 +36,84 @@ def _no_eval(eval_pattern):
 
 
 # ---------------------------------------------------------------------- classifier (B.3)
+# §4.1: the classifiers are validated on ~10 % of the training clips; the best epoch is kept.
+CLASSIFIER_VALIDATION_FRACTION = 0.1
+
+
+class KeepBestWeights(keras.callbacks.Callback):
+    """Restores, when training ends, the weights of the epoch with the best `monitor` (a later
+    epoch wins a tie: it has trained longer on the same evidence)."""
+
+    def __init__(self, monitor="val_accuracy"):
+        super().__init__()
+        self.monitor = monitor
+        self.best = None
+        self.best_epoch = None
+        self._weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or value >= self.best):
+            self.best, self.best_epoch = float(value), epoch
+            self._weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self._weights is not None:
+            self.model.set_weights(self._weights)
+
+
+def _has_records(file_pattern, config, record_filter=None):
+    if not file_pattern or not tf.io.gfile.glob(file_pattern):
+        return False
+    ds = make_classifier_dataset(file_pattern, config, 1, shuffle=False, repeat=False,
+                                 drop_remainder=False, record_filter=record_filter)
+    return any(True for _ in ds.take(1))
+
+
 def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strategy=None,
                      verbose="auto"):
     """Trains the 3D-CNN motion classifier on real clips; saves `out_dir/classifier.keras`.
 
-    Returns (classifier, {"accuracy", "loss", "eval_clips"}) on the real eval clips; accuracy and
-    loss are None when the eval split is empty (said on the console).
+    ~10 % of the training clips (whole source clips, `data.holdout`) validate every epoch and the
+    best epoch's weights are kept (§4.1); the learning rate decays along a cosine. Returns
+    (classifier, {"accuracy", "loss", "eval_clips", "validation_accuracy", "best_step"}) with
+    accuracy and loss on the real eval clips (None when the eval split is empty: said on the
+    console).
     """
     strategy = strategy or tf.distribute.get_strategy()
     batch = config.clf_batch_size
-    train_ds = make_classifier_dataset(train_pattern, config, batch)
+    steps = max(1, int(steps))
+    per_epoch = min(steps, 50)
+    epochs = math.ceil(steps / per_epoch)
+    validation = holdout(VALIDATION_PART, CLASSIFIER_VALIDATION_FRACTION)
+    validate = _has_records(train_pattern, config, validation)
+    train_filter = holdout(TRAIN_PART, CLASSIFIER_VALIDATION_FRACTION) if validate else None
+    if not _has_records(train_pattern, config, train_filter):
+        raise ValueError(f"no training clip in {train_pattern}: cannot train the classifier")
+    train_ds = make_classifier_dataset(train_pattern, config, batch, record_filter=train_filter)
     with strategy.scope():
         classifier = build_classifier(config)
         classifier.build()
+        schedule = keras.optimizers.schedules.CosineDecay(config.clf_learning_rate,
+                                                          epochs * per_epoch, alpha=0.05)
         classifier.compile(
-            optimizer=keras.optimizers.Adam(config.clf_learning_rate),
+            optimizer=keras.optimizers.Adam(schedule),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"])
-    steps = max(1, int(steps))
-    per_epoch = min(steps, 50)
-    classifier.fit(train_ds, epochs=math.ceil(steps / per_epoch), steps_per_epoch=per_epoch,
-                   verbose=verbose)
-    metrics = {"accuracy": None, "loss": None, "eval_clips": 0}
+    callbacks, fit_args = [], {}
+    if validate:
+        callbacks.append(KeepBestWeights())
+        fit_args["validation_data"] = make_classifier_dataset(
+            train_pattern, config, batch, shuffle=False, repeat=False, drop_remainder=False,
+            record_filter=validation).cache()
+    else:
+        print(f"[train] too few training clips in {train_pattern} for a validation split: the "
+              f"classifier keeps its last epoch", flush=True)
+    classifier.fit(train_ds, epochs=epochs, steps_per_epoch=per_epoch, callbacks=callbacks,
+                   verbose=verbose, **fit_args)
+    metrics = {"accuracy": None, "loss": None, "eval_clips": 0,
+               "validation_accuracy": callbacks[0].best if validate else None,
+               "best_step": (callbacks[0].best_epoch + 1) * per_epoch if validate else steps}
     if first_batch(eval_pattern, config, 1) is None:
         print(f"[train] {_no_eval(eval_pattern)}: the classifier's real-clip accuracy is not "
               f"measured", flush=True)
@@ -65,11 +122,63 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
                                           repeat=False, drop_remainder=False)
         loss, accuracy = classifier.evaluate(eval_ds, verbose=0)
         clips = int(sum(int(tf.shape(y)[0]) for _, y in eval_ds))
-        metrics = {"accuracy": float(accuracy), "loss": float(loss), "eval_clips": clips}
+        metrics.update(accuracy=float(accuracy), loss=float(loss), eval_clips=clips)
     save_model(classifier, posixpath.join(out_dir, CLASSIFIER_FILE))
     write_config(out_dir, config)
     write_json(posixpath.join(out_dir, CLASSIFIER_METRICS_FILE), metrics)
     return classifier, metrics
+
+
+# ---------------------------------------------------------------------- all judges
+def train_judges(config, train_pattern, eval_pattern, out_dir, classifier_steps, num_landmarks,
+                 strategy=None, keypoint_judge=True, verbose="auto"):
+    """The evaluation's judges, trained on real clips and saved in `out_dir`: the B.3 classifier
+    and (keypoint_judge) B.4's keypoint detector + heatmap classifier, whose size comes from the
+    preset (`keypoint_judge.keypoint_judge_config(config.name)`). Returns the flat
+    `judge_metrics` dict (also readable later with `read_judge_metrics(out_dir)`)."""
+    _, metrics = train_classifier(config, train_pattern, eval_pattern, out_dir,
+                                  classifier_steps, strategy=strategy, verbose=verbose)
+    if keypoint_judge:
+        from amc_tf.training import keypoint_judge as judge
+        judge_config = judge.keypoint_judge_config(config.name)
+        detector, detector_metrics = judge.train_keypoint_detector(
+            judge_config, train_pattern, eval_pattern, config.num_keypoints, num_landmarks,
+            verbose=verbose)
+        classifier, classifier_metrics = judge.train_keypoint_classifier(
+            judge_config, detector, config, train_pattern, eval_pattern, config.num_keypoints,
+            num_landmarks, verbose=verbose)
+        judge.save_keypoint_judge(out_dir, detector, classifier,
+                                  {"detector": detector_metrics,
+                                   "classifier": classifier_metrics})
+    return read_judge_metrics(out_dir)
+
+
+def read_judge_metrics(out_dir):
+    """The judges' own figures on real clips, flat (what the export's metadata and every
+    evaluation table carry): the B.3 classifier's eval and validation accuracy, and where a
+    keypoint judge was trained the detector's landmark error and B.4's real-clip accuracy."""
+    from amc_tf.training.files import read_json
+    from amc_tf.training import keypoint_judge as judge
+    clf = read_json(posixpath.join(out_dir, CLASSIFIER_METRICS_FILE))
+    out = {"classifier_real_accuracy": clf.get("accuracy"),
+           "classifier_validation_accuracy": clf.get("validation_accuracy")}
+    if tf.io.gfile.exists(posixpath.join(out_dir, judge.METRICS_FILE)):
+        kp = judge.load_keypoint_judge_metrics(out_dir)
+        out.update(keypoint_detector_error_px=kp["detector"].get("mean_error_px"),
+                   keypoint_detector_pck_3px=kp["detector"].get("pck_3px"),
+                   keypoint_classifier_real_accuracy=kp["classifier"].get("accuracy"))
+    return out
+
+
+def load_judges(out_dir):
+    """(B.3 classifier, KeypointJudge or None, judge_metrics) saved by `train_judges`."""
+    from amc_tf.evaluation import KeypointJudge
+    from amc_tf.models.saving import load_classifier
+    from amc_tf.training import keypoint_judge as judge
+    keypoint = None
+    if tf.io.gfile.exists(posixpath.join(out_dir, judge.DETECTOR_FILE)):
+        keypoint = KeypointJudge(*judge.load_keypoint_judge(out_dir))
+    return load_classifier(out_dir), keypoint, read_judge_metrics(out_dir)
 
 
 # ---------------------------------------------------------------------- checkpoints

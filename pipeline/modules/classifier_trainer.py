@@ -1,8 +1,10 @@
-"""Trainer module: the 3D-CNN motion classifier (appendix B.3), trained on real clips.
+"""Trainer module: the evaluation's judges, trained on real clips: the 3D-CNN motion classifier
+(appendix B.3) and B.4's keypoint detector + heatmap classifier.
 
-Its model artifact is the model Trainer's `base_model`: the frozen judge inside the evaluation
-signature. Real-clip accuracy on the eval split is written next to the model
-(`Format-Serving/classifier_metrics.json`, by `training.train.train_classifier`).
+Its model artifact is the model Trainer's `base_model`: the frozen judges inside the evaluation
+signature. Their own figures on the real eval clips are written next to them
+(`Format-Serving/classifier_metrics.json`, `keypoint_judge_metrics.json`) and go into the
+exported model's metadata. custom_config "keypoint_judge": false skips B.4's judge.
 """
 
 from pipeline.modules import common
@@ -11,11 +13,13 @@ from pipeline.modules import common
 def run_fn(fn_args):
     from amc_tf.training import train
 
-    _, config, _ = common.trainer_setup(fn_args)
-    train.train_classifier(
+    _, config, _, style = common.trainer_setup(fn_args)
+    train.train_judges(
         config,
         common.split_pattern(fn_args.train_files, "train"),
         common.split_pattern(fn_args.eval_files, "eval"),
         fn_args.serving_model_dir,
-        steps=fn_args.train_steps,
-        strategy=common.distribution_strategy())
+        classifier_steps=fn_args.train_steps,
+        num_landmarks=style.num_landmarks,
+        strategy=common.distribution_strategy(),
+        keypoint_judge=bool((fn_args.custom_config or {}).get("keypoint_judge", True)))

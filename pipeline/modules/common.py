@@ -26,7 +26,8 @@ def examples_summary(fn_args):
 
 
 def trainer_setup(fn_args):
-    """(family, config, class_names) for the Trainer's custom_config {"model", "preset"}."""
+    """(family, config, class_names, dataset style) for the Trainer's custom_config
+    {"model", "preset"}."""
     from amc_tf.data import datasets
     from amc_tf.models import get_family
 
@@ -37,9 +38,10 @@ def trainer_setup(fn_args):
     family = get_family(custom_config["model"])
     summary = examples_summary(fn_args)
     class_names = list(summary["class_names"])
+    style = datasets.get(summary["dataset"])
     config = family.config(custom_config["preset"], num_classes=len(class_names),
-                           num_keypoints=datasets.get(summary["dataset"]).num_keypoints)
-    return family, config, class_names
+                           num_keypoints=style.num_keypoints)
+    return family, config, class_names, style
 
 
 def distribution_strategy():

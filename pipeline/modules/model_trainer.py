@@ -13,14 +13,13 @@ from pipeline.modules import common
 
 
 def run_fn(fn_args):
-    from amc_tf.models import saving
     from amc_tf.training import train
     from serving.export import export_serving_model
 
-    family, config, class_names = common.trainer_setup(fn_args)
+    family, config, class_names, _ = common.trainer_setup(fn_args)
     if not fn_args.base_model:
-        raise ValueError("the model Trainer needs the classifier model as base_model")
-    classifier = saving.load_classifier(fn_args.base_model)
+        raise ValueError("the model Trainer needs the judges (classifier Trainer) as base_model")
+    classifier, keypoint_judge, judge_metrics = train.load_judges(fn_args.base_model)
     train_pattern = common.split_pattern(fn_args.train_files, "train")
     model = train.train_model(
         family, config, train_pattern, common.split_pattern(fn_args.eval_files, "eval"),
@@ -29,4 +28,5 @@ def run_fn(fn_args):
         log_dir=posixpath.join(fn_args.model_run_dir, "logs"))
     bank = train.build_velocity_bank(train_pattern, config) if family.uses_velocity else None
     export_serving_model(family, family.generator(model), classifier, config, class_names,
-                         fn_args.serving_model_dir, velocity_bank=bank)
+                         fn_args.serving_model_dir, velocity_bank=bank,
+                         keypoint_judge=keypoint_judge, judge_metrics=judge_metrics)

@@ -1,0 +1,165 @@
+"""`amc-tf evaluate`: the metric suite on demand, for an exported SavedModel (e.g. a pushed
+version) or a running server (TF Serving API), on any preprocessed data.
+
+Both run the export's evaluation signature (`classify_generated`: the protocol of
+amc_tf/evaluation.py inside the graph) over the eval split's serialized clips and reduce its
+outputs with amc_tf/metrics/suite.py, as the Evaluator does. With a user's video feature
+extractor (a SavedModel) the suite adds the usual video FID: real clips and the videos the
+`generate` signature returns for each clip's first frame, class and seed (the protocol's, so the
+same videos) go through the extractor, and the Fréchet distance is taken on its features.
+"""
+
+import json
+import posixpath
+
+import numpy as np
+
+from serving import export
+
+FEATURE_FID = "feature_fid"
+
+
+def _saved_model_runner(saved_model_dir):
+    import tensorflow as tf
+    loaded = tf.saved_model.load(saved_model_dir)
+    metadata = export.read_metadata(saved_model_dir)
+
+    def run(signature, inputs):
+        fn = loaded.signatures[signature]
+        return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()})
+                .items()}
+    return run, metadata, loaded
+
+
+def _server_runner(address, model_name):
+    from serving import client
+    metadata = client.get_metadata(address, model_name)
+
+    def run(signature, inputs):
+        return client.predict(address, inputs, model_name=model_name, signature=signature)
+    return run, metadata, None
+
+
+class FeatureExtractor:
+    """A user's video feature extractor: a SavedModel whose `serving_default` signature takes one
+    float32 video tensor (B, T, 64, 64, 3) in [0, 1] and returns (B, F) features (the output
+    `feature_key`, or its only output). Resizing / frame sampling for its own network (e.g. I3D's
+    224x224) belongs inside that SavedModel."""
+
+    def __init__(self, path, feature_key=None):
+        import tensorflow as tf
+        loaded = tf.saved_model.load(path)
+        if "serving_default" not in loaded.signatures:
+            raise ValueError(f"feature extractor {path} has no serving_default signature")
+        self._loaded = loaded
+        self._fn = loaded.signatures["serving_default"]
+        inputs = self._fn.structured_input_signature[1]
+        if len(inputs) != 1:
+            raise ValueError(f"feature extractor {path} must take one input; takes "
+                             f"{sorted(inputs)}")
+        self._input = next(iter(inputs))
+        outputs = sorted(self._fn.structured_outputs)
+        if feature_key is None and len(outputs) != 1:
+            raise ValueError(f"feature extractor {path} returns {outputs}: name the feature "
+                             f"output with --feature-key")
+        if feature_key is not None and feature_key not in outputs:
+            raise ValueError(f"feature extractor {path} has no output {feature_key!r}; it "
+                             f"returns {outputs}")
+        self._key = feature_key or outputs[0]
+
+    def __call__(self, video_uint8):
+        import tensorflow as tf
+        video = tf.constant(np.asarray(video_uint8, np.float32) / 255.0)
+        features = self._fn(**{self._input: video})[self._key].numpy()
+        if features.ndim != 2 or features.shape[0] != video.shape[0]:
+            raise ValueError(f"the feature extractor returned {features.shape}; expected "
+                             f"(batch, features)")
+        return features
+
+
+def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", batch_size=16,
+             feature_extractor=None, feature_key=None, split="eval"):
+    """The suite over `data_dir`'s `split` (a preprocessed dir: `amc-tf preprocess` or
+    ExampleGen's examples artifact). Exactly one of `saved_model_dir` / `server` (host:port).
+
+    Returns {"table": {"overall": {...}, class: {...}}, "judges": {...}, "clips": N,
+    "model": ..., "not_applicable": [...]}.
+    """
+    import tensorflow as tf
+
+    from amc_tf import evaluation
+    from amc_tf.data import features, preprocess
+    from amc_tf.metrics import frechet, suite
+    from amc_tf.training.evaluate import collect_outputs
+
+    if (saved_model_dir is None) == (server is None):
+        raise ValueError("evaluate a SavedModel directory or a server address (exactly one)")
+    if saved_model_dir is not None:
+        run, metadata, _keep = _saved_model_runner(saved_model_dir)
+    else:
+        run, metadata, _keep = _server_runner(server, model_name)
+    if export.CLASSIFY_GENERATED not in metadata.get("signatures", []):
+        raise ValueError(f"the model has no {export.CLASSIFY_GENERATED} signature: export it "
+                         f"with this version of amc_tf")
+    batch_size = max(1, min(int(batch_size), int(metadata.get("max_batch_size") or batch_size)))
+    k, class_names = int(metadata["num_keypoints"]), list(metadata["class_names"])
+    pattern = posixpath.join(preprocess.split_dir(data_dir, split), "*")
+    outputs, labels = collect_outputs(
+        lambda serialized: run(export.CLASSIFY_GENERATED, {"examples": serialized.numpy()}),
+        pattern, k, batch_size)
+    if labels.max() >= len(class_names):
+        raise ValueError(f"the data has class {labels.max()} but the model knows "
+                         f"{len(class_names)} classes")
+    metrics = [m for m in suite.METRICS if suite.applicable(m, outputs)]
+    table = suite.per_class_table(outputs, labels, class_names, metrics)
+    if feature_extractor is not None:
+        extractor = FeatureExtractor(feature_extractor, feature_key)
+        stride = features.NUM_FRAMES // int(metadata["num_frames"])
+        real, generated, fid_labels = [], [], []
+        files = tf.io.gfile.glob(pattern)
+        ds = tf.data.TFRecordDataset(files, compression_type="GZIP" if files[0].endswith(".gz")
+                                     else None).batch(batch_size)
+        inputs_of = metadata["signature_inputs"][export.GENERATE]
+        for serialized in ds:
+            clips = features.parse_examples(serialized, k)
+            request = {"motion_class": clips[features.MOTION_CLASS].numpy().astype(np.int32),
+                       "seed": evaluation.clip_seeds(clips[features.CLIP_ID]).numpy()}
+            if "appearance" in inputs_of:
+                request["appearance"] = clips[features.VIDEO][:, 0].numpy()
+            video = run(export.GENERATE, request)["video"]
+            real.append(extractor(clips[features.VIDEO][:, ::stride].numpy()))
+            generated.append(extractor(video))
+            fid_labels.append(request["motion_class"])
+        real, generated = np.concatenate(real), np.concatenate(generated)
+        fid_labels = np.concatenate(fid_labels)
+
+        def fid(rows):
+            return frechet.moments_distance(frechet.FeatureMoments().add(real[rows]),
+                                            frechet.FeatureMoments().add(generated[rows]))
+        table["overall"][FEATURE_FID] = fid(np.ones(len(fid_labels), bool))
+        for c, name in enumerate(class_names):
+            if name in table:
+                table[name][FEATURE_FID] = fid(fid_labels == c)
+    not_applicable = [m for m in suite.METRICS if m not in metrics]
+    return {"model": metadata.get("model"), "preset": metadata.get("preset"),
+            "clips": int(len(labels)), "table": table,
+            "judges": dict(metadata.get("judge_metrics") or {}),
+            "not_applicable": not_applicable}
+
+
+def format_report(report):
+    """The table `amc-tf evaluate`, the pipeline summary and the demo print."""
+    from amc_tf.metrics import suite
+    metrics = list(suite.METRICS) + ([FEATURE_FID] if FEATURE_FID in report["table"]["overall"]
+                                     else [])
+    head = f"{report.get('model')} ({report.get('preset')}), {report['clips']} eval clips"
+    return head + "\n" + suite.format_table(report["table"], metrics, report.get("judges"))
+
+
+def write_report(report, path):
+    import tensorflow as tf
+    parent = posixpath.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(report, indent=2, default=float, allow_nan=True))
