@@ -1,6 +1,6 @@
-"""Generation from requests (§3.1) and generate-then-classify (§4.1), for every model family.
+"""Generation from requests (§3.1), for every model family.
 
-The serving signatures (serving/export.py), the evaluation (amc_tf/training/evaluate.py) and
+The serving signatures (serving/export.py), the evaluation protocol (amc_tf/evaluation.py) and
 library users all call these, so the same seed gives the same video everywhere: z and the
 velocity draw come from stateless random ops keyed on the per-example seed.
 """
@@ -107,13 +107,6 @@ def generate_video(family, generator, config, appearance_uint8, motion_class, se
     if family.uses_appearance:   # the caller's own pixels, not a resized round trip
         video = tf.concat([tf.cast(appearance_uint8, tf.uint8)[:, None], video[:, 1:]], axis=1)
     return video, conditions
-
-
-def generate_then_classify(family, generator, classifier, conditions, config):
-    """§4.1: the classifier's logits (B, C) on the video generated from `conditions`, at the
-    networks' own frame size (the B.3 input rule is the classifier's own)."""
-    video = family.generate(generator, conditions, config)
-    return tf.cast(classifier(video, training=False), tf.float32)
 
 
 def generate(family, generator, config, appearance_uint8, motion_class, seed=0, velocity=None,

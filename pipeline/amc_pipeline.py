@@ -6,7 +6,8 @@ from typing import Any, Dict, List, Optional
 from pipeline import configs
 
 
-def build_eval_config(ratio_threshold: float, real_accuracy_threshold: float,
+def build_eval_config(ratio_threshold: Optional[float],
+                      real_accuracy_threshold: Optional[float],
                       change_tolerance: Optional[float], uses_appearance: bool = True,
                       keypoint_judge: bool = True):
     """EvalConfig of the metric suite (amc_tf/metrics/suite.py) over the evaluation signature.
@@ -18,6 +19,8 @@ def build_eval_config(ratio_threshold: float, real_accuracy_threshold: float,
       accuracy_ratio >= ratio_threshold and not lower than the baseline's by more than
         change_tolerance: generated accuracy relative to the judge's real-clip accuracy;
       real_accuracy >= real_accuracy_threshold: a weak judge cannot bless a weak generator.
+    A None bound is no gate (the `test` preset reports without gating). A NaN ratio (a judge
+    at 0 % on real clips) fails any ratio gate.
     SSIM / PSNR are left out for families without an appearance input (not applicable).
     """
     from tensorflow_model_analysis.proto import config_pb2 as tfma
@@ -25,20 +28,23 @@ def build_eval_config(ratio_threshold: float, real_accuracy_threshold: float,
     from amc_tf.metrics import suite
     from amc_tf.metrics.tfma_metrics import METRIC_CLASSES
 
-    def gated(threshold):
+    def gated(value_bound=None, change_tolerance=None):
+        threshold = tfma.MetricThreshold()
+        if value_bound is not None:
+            threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(
+                lower_bound={"value": value_bound}))
+        if change_tolerance is not None:
+            # Blessed only if not worse than the last blessed model by more than this.
+            threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -change_tolerance}))
+        if value_bound is None and change_tolerance is None:
+            return []
         return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
                                              threshold=threshold)]
 
-    ratio_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": ratio_threshold}))
-    if change_tolerance is not None:   # None: no baseline comparison (plain TFMA runs)
-        # Blessed only if not worse than the last blessed model by more than this.
-        ratio_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -change_tolerance}))
-    ratio_gate = gated(ratio_threshold)
-    judge_gate = gated(tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-        lower_bound={"value": real_accuracy_threshold})))
+    ratio_gate = gated(ratio_threshold, change_tolerance)
+    judge_gate = gated(real_accuracy_threshold)
     outputs = {suite.PROBABILITIES, suite.REAL_PROBABILITIES, suite.GENERATED_FEATURES,
                suite.REAL_FEATURES}
     if uses_appearance:
@@ -76,9 +82,9 @@ def create_pipeline(
         model_run_fn: str,
         classifier_train_steps: int,
         model_train_steps: int,
-        eval_ratio_threshold: float,
-        eval_real_accuracy_threshold: float,
-        eval_change_tolerance: float,
+        eval_ratio_threshold: Optional[float],
+        eval_real_accuracy_threshold: Optional[float],
+        eval_change_tolerance: Optional[float],
         serving_model_dir: str,
         schema_path: str,
         example_gen_config: Optional[Dict[str, Any]] = None,

@@ -30,7 +30,8 @@ def tiny_raw(tmp_path_factory):
 
 def test_create_pipeline_dag(tiny_raw, tmp_path):
     from pipeline import local_runner
-    pipeline = local_runner.local_pipeline(home=str(tmp_path), preset="test",
+    # The cpu preset's gates (the test preset reports without gating).
+    pipeline = local_runner.local_pipeline(home=str(tmp_path), preset="cpu",
                                            raw_data_path=tiny_raw)
     ids = [c.id for c in pipeline.components]
     assert sorted(ids) == sorted([
@@ -48,20 +49,26 @@ def test_create_pipeline_dag(tiny_raw, tmp_path):
     assert "base_model" in trainer.inputs
     # The class names reach the Trainers through ExampleGen's artifact, not the pipeline.
     assert json.loads(trainer.exec_properties["custom_config"]) == {"model": "amc-gan",
-                                                                    "preset": "test"}
+                                                                    "preset": "cpu"}
     evaluator = by_id["Evaluator"]
     eval_config = json.loads(evaluator.exec_properties["eval_config"])
     assert eval_config["model_specs"][0]["signature_name"] == "classify_generated"
-    metric_names = [m["class_name"] for m in eval_config["metrics_specs"][0]["metrics"]]
-    assert {"SparseCategoricalAccuracy", "InceptionScore", "InterEntropy",
-            "IntraEntropy"} <= set(metric_names)
-    # The blessing gate is the overall accuracy; per-class slices are reported, not gated.
-    accuracy = [m for m in eval_config["metrics_specs"][0]["metrics"]
-                if m["class_name"] == "SparseCategoricalAccuracy"][0]
-    assert "threshold" not in accuracy
-    [gate] = accuracy["per_slice_thresholds"]
+    metrics = {m["class_name"]: m for m in eval_config["metrics_specs"][0]["metrics"]}
+    from amc_tf.metrics.tfma_metrics import METRIC_CLASSES
+    assert set(METRIC_CLASSES) <= set(metrics)     # the whole suite (AMC-GAN takes y_a)
+    # The blessing gates are on the overall slice only; per-class slices are reported: the
+    # generated/real accuracy ratio (value and change vs the baseline) and the judge itself.
+    run = configs.RUN_SETTINGS["cpu"]
+    [gate] = metrics["AccuracyRatio"]["per_slice_thresholds"]
     assert gate["slicing_specs"] == [{}]
-    assert gate["threshold"]["value_threshold"]["lower_bound"] == 0.0
+    assert gate["threshold"]["value_threshold"]["lower_bound"] == run.eval_ratio_threshold
+    assert gate["threshold"]["change_threshold"]["absolute"] == -run.eval_change_tolerance
+    [judge] = metrics["RealAccuracy"]["per_slice_thresholds"]
+    assert judge["threshold"]["value_threshold"]["lower_bound"] == \
+        run.eval_real_accuracy_threshold
+    assert all("threshold" not in m for m in metrics.values())
+    assert all("per_slice_thresholds" not in m for name, m in metrics.items()
+               if name not in ("AccuracyRatio", "RealAccuracy"))
     assert pipeline.metadata_connection_config.sqlite.filename_uri.startswith(str(tmp_path))
 
 
@@ -148,18 +155,24 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
     from pipeline import local_runner, results
 
     home = str(tmp_path / "home")
-    layout = local_runner.run(home=home, preset="test", raw_data_path=tiny_raw,
-                              eval_ratio_threshold=0.0)
+    layout = local_runner.run(home=home, preset="test", raw_data_path=tiny_raw)
     nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
     for node in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                  "classifier_trainer", "model_trainer", "Evaluator", "Pusher"):
         assert nodes[node]["state"] == "COMPLETE", (node, nodes[node]["state"])
     summary = results.run_summary(layout)
     overall = summary["evaluation"]["overall"]
-    for metric in ("sparse_categorical_accuracy", "inception_score", "inter_entropy_h_y",
-                   "intra_entropy_h_y_given_v"):
+    # The whole suite, overall and per class (AMC-GAN has y_a: SSIM / PSNR apply).
+    from amc_tf.metrics import suite
+    class_slices = [k for k in summary["evaluation"] if k.startswith("motion_class=")]
+    assert class_slices
+    for metric in suite.METRICS:
         assert metric in overall, metric
-    assert any(k.startswith("motion_class=") for k in summary["evaluation"])
+        for name in class_slices:
+            assert metric in summary["evaluation"][name], (metric, name)
+    assert set(summary["suite"]["judges"]) >= {
+        "classifier_real_accuracy", "keypoint_detector_error_px",
+        "keypoint_classifier_real_accuracy"}
     assert 0.0 <= summary["classifier"]["accuracy"] <= 1.0      # read next to the model
     assert summary["examples_uri"] == nodes["VideoExampleGen"]["outputs"]["examples"][0]["uri"]
     assert summary["blessed"] and summary["pushed"]
@@ -176,7 +189,7 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
     assert all(n.startswith("natops_") for n in served["class_names"])
 
     env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
-               AMC_PRESET="test", AMC_RAW=tiny_raw, AMC_EVAL_THRESHOLD="1.01")
+               AMC_PRESET="test", AMC_RAW=tiny_raw, AMC_EVAL_THRESHOLD="1e9")
     tfx_cli = os.path.join(VENV_BIN, "tfx")
     runner = os.path.join(configs.REPO_ROOT, "pipeline", "local_runner.py")
     for cmd in ([tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path", runner],

@@ -8,6 +8,7 @@ then gives the usual video FID.
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -62,7 +63,10 @@ def frechet_distance(mean_a, cov_a, mean_b, cov_b):
     from scipy import linalg
     mean_a, mean_b = np.asarray(mean_a, np.float64), np.asarray(mean_b, np.float64)
     cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with warnings.catch_warnings():
+        # Few videos (a class slice) give singular covariances: handled below, not an error.
+        warnings.simplefilter("ignore")
+        root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
     if not np.all(np.isfinite(root)):
         # Singular product (few videos, rank-deficient covariances): regularise as is usual.
         eps = 1e-6 * np.eye(cov_a.shape[0])

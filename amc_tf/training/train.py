@@ -90,7 +90,9 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     train_filter = holdout(TRAIN_PART, CLASSIFIER_VALIDATION_FRACTION) if validate else None
     if not _has_records(train_pattern, config, train_filter):
         raise ValueError(f"no training clip in {train_pattern}: cannot train the classifier")
-    train_ds = make_classifier_dataset(train_pattern, config, batch, record_filter=train_filter)
+    # Appearance jitter: the judge must read motion, not the training subjects' clothes.
+    train_ds = make_classifier_dataset(train_pattern, config, batch, record_filter=train_filter,
+                                       augment=True)
     with strategy.scope():
         classifier = build_classifier(config)
         classifier.build()
