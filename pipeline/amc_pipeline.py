@@ -19,8 +19,8 @@ def build_eval_config(ratio_threshold: Optional[float],
       accuracy_ratio >= ratio_threshold and not lower than the baseline's by more than
         change_tolerance: generated accuracy relative to the judge's real-clip accuracy;
       real_accuracy >= real_accuracy_threshold: a weak judge cannot bless a weak generator.
-    A None bound is no gate (the `test` preset reports without gating). A NaN ratio (a judge
-    at 0 % on real clips) fails any ratio gate.
+    A None bound is no gate (the `test` preset gates only on example_count >= 1). A NaN ratio
+    (a judge at 0 % on real clips) fails any ratio gate.
     SSIM / PSNR are left out for families without an appearance input (not applicable).
     """
     from tensorflow_model_analysis.proto import config_pb2 as tfma
@@ -52,7 +52,9 @@ def build_eval_config(ratio_threshold: Optional[float],
     if keypoint_judge:
         outputs |= {suite.KEYPOINT_PROBABILITIES, suite.REAL_KEYPOINT_PROBABILITIES}
     custom = "amc_tf.metrics.tfma_metrics"
-    metrics = [tfma.MetricConfig(class_name="ExampleCount")]
+    # Every run is gated on having evaluated at least one clip: TFX blesses nothing without a
+    # threshold, and the `test` preset has no other gate.
+    metrics = [tfma.MetricConfig(class_name="ExampleCount", per_slice_thresholds=gated(1))]
     for class_name, metric in METRIC_CLASSES.items():
         if not suite.applicable(metric, outputs):
             continue

@@ -48,7 +48,7 @@ class RunSettings:
     # Lower bound of the judge's own accuracy on the real eval clips.
     eval_real_accuracy_threshold: Optional[float]
     # A candidate's ratio may be at most this much below the baseline's (absolute).
-    # None (all three): no gate, the metrics are reported only.
+    # None (all three): the metrics are reported; only example_count >= 1 gates.
     eval_change_tolerance: Optional[float] = 0.0
     augment_copies: int = 1
     # None: the preset's own `train_steps` (the family's config), the single source of the length.
@@ -56,8 +56,8 @@ class RunSettings:
 
 
 RUN_SETTINGS = {
-    # test: untrained judges on a handful of clips; report, do not gate (a judge at 0 % on the
-    # real clips makes the ratio NaN, which fails any gate).
+    # test: untrained judges on a handful of clips; report, gate only on having evaluated clips
+    # (a judge at 0 % on the real clips makes the ratio NaN, which fails any gate).
     "test": RunSettings(classifier_train_steps=4, model_train_steps=3,
                         eval_ratio_threshold=None, eval_real_accuracy_threshold=None,
                         eval_change_tolerance=None),

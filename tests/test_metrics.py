@@ -231,6 +231,44 @@ def test_tfma_run_reports_the_whole_suite_per_slice_and_gates_on_the_ratio(tmp_p
         assert validation.validation_ok == blessed
 
 
+def test_tfma_change_threshold_against_a_baseline(tmp_path):
+    """With a baseline, TFMA keys each example's outputs by model name: the suite reads the
+    candidate's and the baseline's own, and the ratio's change threshold compares them."""
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+
+    from amc_tf.metrics import suite
+    from pipeline.amc_pipeline import build_eval_config
+
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    data = str(tmp_path / "examples.tfrecord")
+    with tf.io.TFRecordWriter(data) as writer:
+        for key, label in enumerate(labels):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "key": tf.train.Feature(int64_list=tf.train.Int64List(value=[key])),
+                "motion_class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            })).SerializeToString())
+    good, bad = _suite_outputs(6, seed=1), _suite_outputs(6, seed=1)
+    good[suite.PROBABILITIES] = np.eye(3)[labels] * 0.9 + 0.1 / 3     # all right
+    bad[suite.PROBABILITIES] = np.eye(3)[(labels + 1) % 3] * 0.9 + 0.1 / 3   # all wrong
+    for name, out in (("good", good), ("bad", bad)):
+        _export_suite_model(str(tmp_path / name), out)
+    for candidate, baseline, blessed in (("good", "bad", True), ("bad", "good", False)):
+        eval_config = build_eval_config(0.0, 0.0, 0.05, uses_appearance=True)
+        eval_config.model_specs[0].name = "candidate"
+        baseline_spec = eval_config.model_specs.add()
+        baseline_spec.CopyFrom(eval_config.model_specs[0])
+        baseline_spec.name, baseline_spec.is_baseline = "baseline", True
+        models = [tfma.default_eval_shared_model(str(tmp_path / candidate), model_name="candidate",
+                                                 eval_config=eval_config),
+                  tfma.default_eval_shared_model(str(tmp_path / baseline), model_name="baseline",
+                                                 eval_config=eval_config)]
+        output = str(tmp_path / f"out_{candidate}")
+        tfma.run_model_analysis(eval_shared_model=models, eval_config=eval_config,
+                                data_location=data, output_path=output)
+        assert tfma.load_validation_result(output).validation_ok == blessed
+
+
 def test_eval_config_leaves_out_what_a_family_cannot_have():
     from amc_tf.metrics import suite
     from amc_tf.metrics.tfma_metrics import METRIC_CLASSES

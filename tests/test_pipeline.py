@@ -68,7 +68,7 @@ def test_create_pipeline_dag(tiny_raw, tmp_path):
         run.eval_real_accuracy_threshold
     assert all("threshold" not in m for m in metrics.values())
     assert all("per_slice_thresholds" not in m for name, m in metrics.items()
-               if name not in ("AccuracyRatio", "RealAccuracy"))
+               if name not in ("AccuracyRatio", "RealAccuracy", "ExampleCount"))
     assert pipeline.metadata_connection_config.sqlite.filename_uri.startswith(str(tmp_path))
 
 

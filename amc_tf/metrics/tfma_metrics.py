@@ -20,31 +20,39 @@ def _rows(value):
     return np.asarray(value)[None]
 
 
+def _of_model(value, model_name):
+    """With a baseline, TFMA keys labels and predictions by model name ("candidate", ...)."""
+    if model_name and isinstance(value, dict) and model_name in value:
+        return value[model_name]
+    return value
+
+
 class _SuiteCombiner(beam.CombineFn):
     """Accumulates SuiteStats from each example's outputs; extracts one metric."""
 
     def __init__(self, metric_key, metric):
         self._metric_key = metric_key
         self._metric = metric
+        self._model_name = metric_key.model_name
 
     def create_accumulator(self):
         return suite.SuiteStats()
 
     def add_input(self, accumulator, element):
-        predictions = element.predictions
+        predictions = _of_model(element.predictions, self._model_name)
         if not isinstance(predictions, dict):
             raise ValueError(f"{self._metric} reads the evaluation signature's output dict "
                              f"({', '.join(suite.METRIC_OUTPUTS[self._metric])}); got a single "
                              f"tensor")
-        label = metric_util.safe_to_scalar(element.labels)
+        label = metric_util.safe_to_scalar(_of_model(element.labels, self._model_name))
         outputs = {name: _rows(predictions[name])
                    for name in suite.METRIC_OUTPUTS[self._metric] if name in predictions}
         missing = set(suite.METRIC_OUTPUTS[self._metric]) - set(outputs)
         if missing:
             raise ValueError(f"metric {self._metric} needs the outputs {sorted(missing)}, which "
                              f"the model does not return (outputs: {sorted(predictions)})")
-        weight = metric_util.safe_to_scalar(element.example_weights) \
-            if element.example_weights is not None else 1.0
+        weights = _of_model(element.example_weights, self._model_name)
+        weight = metric_util.safe_to_scalar(weights) if weights is not None else 1.0
         if weight != 1.0:
             raise ValueError("the video metric suite does not take example weights")
         accumulator.add(outputs, [int(label)])
