@@ -163,6 +163,18 @@ def test_suite_table_says_not_applicable_never_zero():
     assert set(table) == {"overall", "a", "b", "c"}
 
 
+def _write_keyed_examples(path, labels):
+    """Examples holding only `key` (their row in the fake model's outputs) and the label."""
+    import tensorflow as tf
+    with tf.io.TFRecordWriter(path) as writer:
+        for key, label in enumerate(labels):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "key": tf.train.Feature(int64_list=tf.train.Int64List(value=[key])),
+                "motion_class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            })).SerializeToString())
+    return path
+
+
 def _export_suite_model(path, outputs):
     """A SavedModel whose `classify_generated` signature returns fixed suite outputs per
     example `key`: the Evaluator's view of an export, without a generator."""
@@ -197,13 +209,7 @@ def test_tfma_run_reports_the_whole_suite_per_slice_and_gates_on_the_ratio(tmp_p
 
     labels = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 1])
     out = _suite_outputs(len(labels), seed=3)
-    data = str(tmp_path / "examples.tfrecord")
-    with tf.io.TFRecordWriter(data) as writer:
-        for key, label in enumerate(labels):
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                "key": tf.train.Feature(int64_list=tf.train.Int64List(value=[key])),
-                "motion_class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-            })).SerializeToString())
+    data = _write_keyed_examples(str(tmp_path / "examples.tfrecord"), labels)
     model_path = str(tmp_path / "model")
     _export_suite_model(model_path, out)
     expected = suite.per_class_table(out, labels, ["0", "1", "2"], suite.METRICS)
@@ -241,13 +247,7 @@ def test_tfma_change_threshold_against_a_baseline(tmp_path):
     from pipeline.amc_pipeline import build_eval_config
 
     labels = np.array([0, 1, 2, 0, 1, 2])
-    data = str(tmp_path / "examples.tfrecord")
-    with tf.io.TFRecordWriter(data) as writer:
-        for key, label in enumerate(labels):
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                "key": tf.train.Feature(int64_list=tf.train.Int64List(value=[key])),
-                "motion_class": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-            })).SerializeToString())
+    data = _write_keyed_examples(str(tmp_path / "examples.tfrecord"), labels)
     good, bad = _suite_outputs(6, seed=1), _suite_outputs(6, seed=1)
     good[suite.PROBABILITIES] = np.eye(3)[labels] * 0.9 + 0.1 / 3     # all right
     bad[suite.PROBABILITIES] = np.eye(3)[(labels + 1) % 3] * 0.9 + 0.1 / 3   # all wrong
