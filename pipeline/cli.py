@@ -17,8 +17,11 @@ def _run(args):
         beam_workers=args.beam_workers, classifier_train_steps=args.classifier_steps,
         model_train_steps=args.model_steps, enable_cache=args.cache)
     from pipeline import results
-    summary = results.run_summary(layout)
+    summary = results.run_summary(layout, configs.model_name(args.model))
     print(json.dumps(summary, indent=2))
+    if "suite" in summary:
+        from serving import evaluate
+        print(evaluate.format_report(summary["suite"]))
     return 0
 
 

@@ -29,7 +29,13 @@ def test_demo_runs_pipeline_serves_and_writes_videos(tmp_path):
     assert set(report["components"].values()) == {"COMPLETE"}
     assert 0.0 <= report["generated_video_accuracy"] <= 1.0
     assert 0.0 <= report["real_clip_accuracy"] <= 1.0
-    assert report["inception_score"] >= 1.0 - 1e-6
+    # The whole suite (AMC-GAN: SSIM / PSNR apply) and the judges' own figures.
+    from amc_tf.metrics import suite
+    assert set(report["suite"]) == set(suite.METRICS)
+    assert report["suite"]["inception_score"] >= 1.0 - 1e-6
+    assert 0.0 < report["suite"]["ssim"] <= 1.0
+    assert "classifier_real_accuracy" in report["judges"]
+    assert "accuracy_ratio" in out.stdout and "worst class" in out.stdout
     assert report["pushed"] is True
     outputs = report["outputs"]
     gifs = [p for name, p in outputs.items() if name != "contact_sheet"]

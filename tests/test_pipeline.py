@@ -173,6 +173,12 @@ def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
     assert set(summary["suite"]["judges"]) >= {
         "classifier_real_accuracy", "keypoint_detector_error_px",
         "keypoint_classifier_real_accuracy"}
+    # The table `amc-tf pipeline run`, the demo and `amc-tf evaluate` print, by class name.
+    from serving.evaluate import format_report
+    table = format_report(summary["suite"])
+    assert "accuracy_ratio" in table and "judge: keypoint_detector_error_px" in table
+    assert set(summary["suite"]["table"]) - {"overall"} <= set(
+        json.load(open(os.path.join(summary["examples_uri"], "summary.json")))["class_names"])
     assert 0.0 <= summary["classifier"]["accuracy"] <= 1.0      # read next to the model
     assert summary["examples_uri"] == nodes["VideoExampleGen"]["outputs"]["examples"][0]["uri"]
     assert summary["blessed"] and summary["pushed"]
