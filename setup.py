@@ -22,6 +22,7 @@ setup(
         "kfp>=2.16,<2.17",
         "grpcio",
         "numpy",
+        "scipy",          # matrix square root of the Fréchet distance
         "pillow",
         "imageio",
         "opencv-python-headless",
