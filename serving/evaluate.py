@@ -103,6 +103,7 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
                          f"with this version of amc_tf")
     batch_size = max(1, min(int(batch_size), int(metadata.get("max_batch_size") or batch_size)))
     k, class_names = int(metadata["num_keypoints"]), list(metadata["class_names"])
+    _check_data_fits(data_dir, k, class_names)
     pattern = posixpath.join(preprocess.split_dir(data_dir, split), "*")
     outputs, labels = collect_outputs(
         lambda serialized: run(export.CLASSIFY_GENERATED, {"examples": serialized.numpy()}),
@@ -145,6 +146,23 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
             "clips": int(len(labels)), "table": table,
             "judges": dict(metadata.get("judge_metrics") or {}),
             "not_applicable": not_applicable}
+
+
+def _check_data_fits(data_dir, num_keypoints, class_names):
+    """The data's own summary (dataset style, classes) against the model's, before any clip is
+    parsed: another style's clips would fail deep inside the graph otherwise."""
+    from amc_tf.data import datasets
+    from amc_tf.training.files import read_examples_summary
+    summary = read_examples_summary(data_dir)
+    style = datasets.get(summary["dataset"])
+    if style.num_keypoints != num_keypoints:
+        raise ValueError(f"{data_dir} holds {summary['dataset']} clips ({style.num_keypoints} "
+                         f"keypoints) but the model takes {num_keypoints} keypoints")
+    data_classes = list(summary["class_names"])
+    shared = min(len(data_classes), len(class_names))
+    if data_classes[:shared] != class_names[:shared]:
+        raise ValueError(f"{data_dir}'s classes {data_classes} are not the model's "
+                         f"{class_names}: class ids would mean other motions")
 
 
 def format_report(report):

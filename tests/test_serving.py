@@ -527,10 +527,12 @@ def test_amc_tf_generate_cli(address, tmp_path):
     assert Image.open(sheet).size[0] > Image.open(sheet).size[1]
 
 
-def _eval_data(tmp_path):
+def _eval_data(tmp_path, dataset="gestures", class_names=CLASS_NAMES):
     import fixtures
     data = tmp_path / "data"
     fixtures.write_clips(str(data), 7, len(CLASS_NAMES), NUM_KEYPOINTS, seed=2, split="eval")
+    with open(data / "summary.json", "w") as f:
+        json.dump({"dataset": dataset, "class_names": list(class_names)}, f)
     return str(data)
 
 
@@ -568,6 +570,18 @@ def test_amc_tf_evaluate_saved_model_and_server_agree(exported, address, tmp_pat
     assert set(local["table"]) - {"overall"} <= set(CLASS_NAMES)
     text = evaluate.format_report(local)
     assert re.search(r"keypoint_accuracy\s+n/a", text)
+
+
+@pytest.mark.parametrize("dataset, class_names, message", [
+    ("faces", CLASS_NAMES, "holds faces clips \\(11 keypoints\\) but the model takes 9"),
+    ("gestures", ["wave_one_arm", "raise_one_arm", "raise_both_arms"], "class ids would mean"),
+])
+def test_amc_tf_evaluate_rejects_data_of_another_kind(exported, tmp_path, dataset, class_names,
+                                                      message):
+    from serving import evaluate
+    data = _eval_data(tmp_path, dataset, class_names)
+    with pytest.raises(ValueError, match=message):
+        evaluate.evaluate(data, saved_model_dir=exported[0])
 
 
 def test_amc_tf_evaluate_cli_with_a_feature_extractor(exported, tmp_path):
