@@ -85,12 +85,10 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
     Returns {"table": {"overall": {...}, class: {...}}, "judges": {...}, "clips": N,
     "model": ..., "not_applicable": [...]}.
     """
-    import tensorflow as tf
-
     from amc_tf import evaluation
     from amc_tf.data import features, preprocess
     from amc_tf.metrics import frechet, suite
-    from amc_tf.training.evaluate import collect_outputs
+    from amc_tf.training.evaluate import collect_outputs, serialized_batches
 
     if (saved_model_dir is None) == (server is None):
         raise ValueError("evaluate a SavedModel directory or a server address (exactly one)")
@@ -117,11 +115,8 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
         extractor = FeatureExtractor(feature_extractor, feature_key)
         stride = features.NUM_FRAMES // int(metadata["num_frames"])
         real, generated, fid_labels = [], [], []
-        files = tf.io.gfile.glob(pattern)
-        ds = tf.data.TFRecordDataset(files, compression_type="GZIP" if files[0].endswith(".gz")
-                                     else None).batch(batch_size)
         inputs_of = metadata["signature_inputs"][export.GENERATE]
-        for serialized in ds:
+        for serialized in serialized_batches(pattern, batch_size):
             clips = features.parse_examples(serialized, k)
             request = {"motion_class": clips[features.MOTION_CLASS].numpy().astype(np.int32),
                        "seed": evaluation.clip_seeds(clips[features.CLIP_ID]).numpy()}

@@ -66,11 +66,10 @@ def run(args):
     classifier = keypoint = None
     if args.classifier_steps:
         style = datasets.get(summary["dataset"])
-        judges = train.train_judges(config, train_pattern, eval_pattern, classifier_dir,
-                                    args.classifier_steps, style.num_landmarks,
-                                    keypoint_judge=not args.no_keypoint_judge)
+        classifier, keypoint, judges = train.train_judges(
+            config, train_pattern, eval_pattern, classifier_dir, args.classifier_steps,
+            style.num_landmarks, keypoint_judge=not args.no_keypoint_judge)
         print(f"[train] judges on real clips: {judges}")
-        classifier, keypoint, _ = train.load_judges(classifier_dir)
     model_dir = posixpath.join(args.out, "model")
     model = train.train_model(family, config, train_pattern, eval_pattern, model_dir,
                               steps=args.steps, resume=not args.no_resume)

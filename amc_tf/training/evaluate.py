@@ -10,16 +10,20 @@ from amc_tf.data import features
 from amc_tf.metrics import suite
 
 
-def collect_outputs(evaluate_batch, file_pattern, num_keypoints, batch_size=16):
-    """Runs `evaluate_batch(serialized (B,) string tensor) -> {output: (B, ...)}` over every clip
-    of `file_pattern`; returns (outputs as numpy arrays over all clips, labels (N,))."""
+def serialized_batches(file_pattern, batch_size):
+    """The serialized clips of `file_pattern` in file order, (B,) string tensors."""
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
     compression = "GZIP" if files[0].endswith(".gz") else None
-    ds = tf.data.TFRecordDataset(files, compression_type=compression).batch(batch_size)
+    return tf.data.TFRecordDataset(files, compression_type=compression).batch(batch_size)
+
+
+def collect_outputs(evaluate_batch, file_pattern, num_keypoints, batch_size=16):
+    """Runs `evaluate_batch(serialized (B,) string tensor) -> {output: (B, ...)}` over every clip
+    of `file_pattern`; returns (outputs as numpy arrays over all clips, labels (N,))."""
     outputs, labels = {}, []
-    for serialized in ds:
+    for serialized in serialized_batches(file_pattern, batch_size):
         parsed = features.parse_examples(serialized, num_keypoints)
         labels.append(parsed[features.MOTION_CLASS].numpy())
         for name, value in evaluate_batch(serialized).items():

@@ -19,12 +19,13 @@ from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
 from amc_tf.training.summaries import ScalarSummary, VideoSummary
 
 
-def first_batch(file_pattern, config, batch_size):
-    """One model batch of `file_pattern`, or None when it matches no file or holds no clip."""
+def first_batch(file_pattern, config, batch_size, record_filter=None):
+    """One model batch of `file_pattern` (of the records `record_filter` keeps), or None when it
+    matches no file or holds no such clip."""
     if not file_pattern or not tf.io.gfile.glob(file_pattern):
         return None
     ds = make_model_dataset(file_pattern, config, batch_size, shuffle=False, repeat=False,
-                            drop_remainder=False)
+                            drop_remainder=False, record_filter=record_filter)
     for batch in ds.take(1):
         return batch
     return None
@@ -62,14 +63,6 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.model.set_weights(self._weights)
 
 
-def _has_records(file_pattern, config, record_filter=None):
-    if not file_pattern or not tf.io.gfile.glob(file_pattern):
-        return False
-    ds = make_classifier_dataset(file_pattern, config, 1, shuffle=False, repeat=False,
-                                 drop_remainder=False, record_filter=record_filter)
-    return any(True for _ in ds.take(1))
-
-
 def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strategy=None,
                      verbose="auto"):
     """Trains the 3D-CNN motion classifier on real clips; saves `out_dir/classifier.keras`.
@@ -86,9 +79,9 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     per_epoch = min(steps, 50)
     epochs = math.ceil(steps / per_epoch)
     validation = holdout(VALIDATION_PART, CLASSIFIER_VALIDATION_FRACTION)
-    validate = _has_records(train_pattern, config, validation)
+    validate = first_batch(train_pattern, config, 1, validation) is not None
     train_filter = holdout(TRAIN_PART, CLASSIFIER_VALIDATION_FRACTION) if validate else None
-    if not _has_records(train_pattern, config, train_filter):
+    if first_batch(train_pattern, config, 1, train_filter) is None:
         raise ValueError(f"no training clip in {train_pattern}: cannot train the classifier")
     # Appearance jitter: the judge must read motion, not the training subjects' clothes.
     train_ds = make_classifier_dataset(train_pattern, config, batch, record_filter=train_filter,
@@ -136,10 +129,12 @@ def train_judges(config, train_pattern, eval_pattern, out_dir, classifier_steps,
                  strategy=None, keypoint_judge=True, verbose="auto"):
     """The evaluation's judges, trained on real clips and saved in `out_dir`: the B.3 classifier
     and (keypoint_judge) B.4's keypoint detector + heatmap classifier, whose size comes from the
-    preset (`keypoint_judge.keypoint_judge_config(config.name)`). Returns the flat
-    `judge_metrics` dict (also readable later with `read_judge_metrics(out_dir)`)."""
-    _, metrics = train_classifier(config, train_pattern, eval_pattern, out_dir,
-                                  classifier_steps, strategy=strategy, verbose=verbose)
+    preset (`keypoint_judge.keypoint_judge_config(config.name)`). Returns what `load_judges`
+    reads back: (B.3 classifier, KeypointJudge or None, flat judge_metrics)."""
+    from amc_tf.evaluation import KeypointJudge
+    motion_classifier, _ = train_classifier(config, train_pattern, eval_pattern, out_dir,
+                                            classifier_steps, strategy=strategy, verbose=verbose)
+    keypoint = None
     if keypoint_judge:
         from amc_tf.training import keypoint_judge as judge
         judge_config = judge.keypoint_judge_config(config.name)
@@ -152,7 +147,8 @@ def train_judges(config, train_pattern, eval_pattern, out_dir, classifier_steps,
         judge.save_keypoint_judge(out_dir, detector, classifier,
                                   {"detector": detector_metrics,
                                    "classifier": classifier_metrics})
-    return read_judge_metrics(out_dir)
+        keypoint = KeypointJudge(detector, classifier)
+    return motion_classifier, keypoint, read_judge_metrics(out_dir)
 
 
 def read_judge_metrics(out_dir):
