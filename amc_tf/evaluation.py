@@ -40,6 +40,18 @@ class KeypointJudge(tf.Module):
         return tf.cast(keypoint_motion_logits(self.detector, self.classifier, video), tf.float32)
 
 
+def output_names(uses_appearance, keypoint_judge):
+    """The outputs `evaluation_outputs` returns for a family with / without an appearance and
+    with / without a keypoint judge (what the Evaluator's metrics can read)."""
+    names = {suite.PROBABILITIES, suite.PREDICTED_CLASS, suite.REAL_PROBABILITIES,
+             suite.GENERATED_FEATURES, suite.REAL_FEATURES}
+    if uses_appearance:
+        names |= {suite.SSIM, suite.PSNR}
+    if keypoint_judge:
+        names |= {suite.KEYPOINT_PROBABILITIES, suite.REAL_KEYPOINT_PROBABILITIES}
+    return names
+
+
 def _probabilities(logits):
     return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 

@@ -25,6 +25,7 @@ def build_eval_config(ratio_threshold: Optional[float],
     """
     from tensorflow_model_analysis.proto import config_pb2 as tfma
 
+    from amc_tf import evaluation
     from amc_tf.metrics import suite
     from amc_tf.metrics.tfma_metrics import METRIC_CLASSES
 
@@ -45,18 +46,14 @@ def build_eval_config(ratio_threshold: Optional[float],
 
     ratio_gate = gated(ratio_threshold, change_tolerance)
     judge_gate = gated(real_accuracy_threshold)
-    outputs = {suite.PROBABILITIES, suite.REAL_PROBABILITIES, suite.GENERATED_FEATURES,
-               suite.REAL_FEATURES}
-    if uses_appearance:
-        outputs |= {suite.SSIM, suite.PSNR}
-    if keypoint_judge:
-        outputs |= {suite.KEYPOINT_PROBABILITIES, suite.REAL_KEYPOINT_PROBABILITIES}
+    applicable = suite.applicable_metrics(
+        evaluation.output_names(uses_appearance, keypoint_judge))
     custom = "amc_tf.metrics.tfma_metrics"
     # Every run is gated on having evaluated at least one clip: TFX blesses nothing without a
     # threshold, and the `test` preset has no other gate.
     metrics = [tfma.MetricConfig(class_name="ExampleCount", per_slice_thresholds=gated(1))]
     for class_name, metric in METRIC_CLASSES.items():
-        if not suite.applicable(metric, outputs):
+        if metric not in applicable:
             continue
         config = tfma.MetricConfig(class_name=class_name, module=custom)
         if metric == suite.ACCURACY_RATIO:

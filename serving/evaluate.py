@@ -109,7 +109,7 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
     if labels.max() >= len(class_names):
         raise ValueError(f"the data has class {labels.max()} but the model knows "
                          f"{len(class_names)} classes")
-    metrics = [m for m in suite.METRICS if suite.applicable(m, outputs)]
+    metrics = suite.applicable_metrics(outputs)
     table = suite.per_class_table(outputs, labels, class_names, metrics)
     if feature_extractor is not None:
         extractor = FeatureExtractor(feature_extractor, feature_key)

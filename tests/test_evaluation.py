@@ -60,7 +60,7 @@ def test_family_without_appearance_has_no_reconstruction_metrics(clips_and_judge
     out = evaluation.evaluation_outputs(family, None, c["config"], c["clips"], c["classifier"])
     assert suite.SSIM not in out and suite.PSNR not in out
     assert len(family.calls) == 1 and "appearance" not in family.calls[0]
-    metrics = [m for m in suite.METRICS if suite.applicable(m, out)]
+    metrics = suite.applicable_metrics(out)
     assert suite.SSIM_METRIC not in metrics and suite.ACCURACY_RATIO in metrics
 
 
@@ -87,6 +87,17 @@ def test_family_with_velocities_samples_then_reconstructs_with_its_own(clips_and
         sampled["velocity"].numpy(),
         c["bank"].sample(c["clips"][features.MOTION_CLASS], seeds).numpy())
     np.testing.assert_allclose(sampled["noise"].numpy(), own["noise"].numpy())   # same z
+
+
+@pytest.mark.parametrize("uses_appearance, uses_velocity", [(False, False), (True, False),
+                                                            (True, True)])
+def test_output_names_are_what_the_protocol_returns(clips_and_judge, uses_appearance,
+                                                    uses_velocity):
+    c = clips_and_judge
+    family = RecordingFamily(uses_appearance, uses_velocity)
+    out = evaluation.evaluation_outputs(family, None, c["config"], c["clips"], c["classifier"],
+                                        velocity_bank=c["bank"])
+    assert set(out) == evaluation.output_names(uses_appearance, keypoint_judge=False)
 
 
 def test_clip_seeds_depend_on_the_clip_only():

@@ -87,6 +87,11 @@ def applicable(metric, outputs):
     return all(name in outputs for name in METRIC_OUTPUTS[metric])
 
 
+def applicable_metrics(outputs):
+    """The suite's metrics, in table order, that a model returning `outputs` can have."""
+    return [m for m in METRICS if applicable(m, outputs)]
+
+
 def _hits(probabilities, labels):
     return int((np.argmax(probabilities, axis=-1) == labels).sum())
 

@@ -42,5 +42,5 @@ def evaluate_generator(family, generator, classifier, eval_pattern, config, clas
                                              velocity_bank, keypoint_judge)
     outputs, labels = collect_outputs(evaluate_batch, eval_pattern, config.num_keypoints,
                                       batch_size)
-    metrics = [m for m in suite.METRICS if suite.applicable(m, outputs)]
+    metrics = suite.applicable_metrics(outputs)
     return suite.per_class_table(outputs, labels, class_names, metrics)
