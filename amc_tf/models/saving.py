@@ -4,6 +4,7 @@ a local temporary file goes in between."""
 
 import posixpath
 import tempfile
+import zipfile
 
 import keras
 import tensorflow as tf
@@ -28,7 +29,17 @@ def load_model(path):
     with tempfile.TemporaryDirectory(prefix="amc_tf_") as tmp:
         local = posixpath.join(tmp, posixpath.basename(path))
         tf.io.gfile.copy(path, local, overwrite=True)
-        return keras.saving.load_model(local, compile=False)
+        # Keras names the local copy and says "File not found" for a truncated zip.
+        if not zipfile.is_zipfile(local):
+            raise ValueError(f"{path} is not a readable .keras file (not a complete zip "
+                             f"archive: truncated or corrupt); train that network again")
+        try:
+            return keras.saving.load_model(local, compile=False)
+        except Exception as e:  # noqa: BLE001  re-raised naming the file, not the local copy
+            detail = str(e).replace(local, path).strip().splitlines()
+            raise ValueError(f"cannot load the network in {path}: {type(e).__name__}: "
+                             f"{detail[0] if detail else ''}. It is corrupt or was saved by "
+                             f"another amc_tf version; train that network again") from e
 
 
 def load_generator(path, family=None):

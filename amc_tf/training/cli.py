@@ -41,6 +41,18 @@ def register(subparsers):
 
 
 def run(args):
+    import sys
+
+    from amc_tf.training.guards import TrainingDiverged, UnusableCheckpoint
+    try:
+        return _run(args)
+    except (TrainingDiverged, UnusableCheckpoint) as e:
+        # Expected ends of a run: the message says what happened and the way out.
+        print(f"amc-tf train: error: {e}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _run(args):
     from amc_tf.data import datasets, preprocess
     from amc_tf.models import get_family
     from amc_tf.training import files, train

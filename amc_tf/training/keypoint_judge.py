@@ -27,6 +27,7 @@ from amc_tf.models.keypoint_classifier import (HEATMAP_VARIANCE, build_keypoint_
 from amc_tf.models.keypoint_detector import KeypointCoordinateLoss, build_keypoint_detector
 from amc_tf.models.saving import load_model, save_model
 from amc_tf.training.files import read_json, write_json
+from amc_tf.training.guards import StopOnNonFiniteLoss, check_finite_weights
 
 DETECTOR_FILE = "keypoint_detector.keras"
 CLASSIFIER_FILE = "keypoint_classifier.keras"
@@ -182,7 +183,9 @@ def train_keypoint_detector(judge_config, train_pattern, eval_pattern, num_keypo
     detector.compile(optimizer=keras.optimizers.Adam(schedule), loss=KeypointCoordinateLoss())
     per_epoch = min(steps, 100)
     detector.fit(train_ds, epochs=math.ceil(steps / per_epoch), steps_per_epoch=per_epoch,
+                 callbacks=[StopOnNonFiniteLoss("the keypoint detector", per_epoch)],
                  verbose=verbose)
+    check_finite_weights(detector, "the trained keypoint detector")
     metrics = evaluate_keypoint_detector(detector, eval_pattern, num_keypoints, num_landmarks)
     if metrics["eval_frames"] == 0:
         print(f"[keypoint judge] {_no_eval(eval_pattern)}: the detector's landmark error is not "
@@ -284,7 +287,7 @@ def train_keypoint_classifier(judge_config, detector, model_config, train_patter
                          f"classifier on")
     order = np.random.default_rng(c.seed).permutation(len(classes))
     num_val = int(len(classes) * c.clf_validation_fraction)
-    fit_kwargs = {}
+    fit_kwargs = {"callbacks": []}
     # Augmented copies of one raw clip may fall on both sides, so the validation figure is
     # optimistic; it only picks the epoch. Loss, not accuracy: accuracy ties on a few dozen clips.
     if num_val >= c.clf_min_validation_clips:
@@ -305,7 +308,9 @@ def train_keypoint_classifier(judge_config, detector, model_config, train_patter
                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                        metrics=["accuracy"])
     batches = _HeatmapBatches(stacks, classes, c.clf_batch_size, per_epoch, seed=c.seed)
+    fit_kwargs["callbacks"].append(StopOnNonFiniteLoss("the keypoint classifier", per_epoch))
     classifier.fit(batches, epochs=math.ceil(steps / per_epoch), verbose=verbose, **fit_kwargs)
+    check_finite_weights(classifier, "the trained keypoint classifier")
 
     accuracy, clips = accuracy_on_clips(detector, classifier, eval_pattern, model_config,
                                         num_keypoints)

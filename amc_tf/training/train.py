@@ -16,6 +16,8 @@ from amc_tf.training.data import (TRAIN_PART, VALIDATION_PART, holdout,
                                   make_classifier_dataset, make_model_dataset)
 from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
                                    write_config, write_json)
+from amc_tf.training.guards import (StopOnNonFiniteLoss, TrainingDiverged, UnusableCheckpoint,
+                                    check_finite_weights, non_finite_weights)
 from amc_tf.training.summaries import ScalarSummary, VideoSummary
 
 
@@ -104,6 +106,7 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     else:
         print(f"[train] too few training clips in {train_pattern} for a validation split: the "
               f"classifier keeps its last epoch", flush=True)
+    callbacks.append(StopOnNonFiniteLoss("the motion classifier", per_epoch))
     classifier.fit(train_ds, epochs=epochs, steps_per_epoch=per_epoch, callbacks=callbacks,
                    verbose=verbose, **fit_args)
     metrics = {"accuracy": None, "loss": None, "eval_clips": 0,
@@ -118,6 +121,7 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
         loss, accuracy = classifier.evaluate(eval_ds, verbose=0)
         clips = int(sum(int(tf.shape(y)[0]) for _, y in eval_ds))
         metrics.update(accuracy=float(accuracy), loss=float(loss), eval_clips=clips)
+    check_finite_weights(classifier, "the trained motion classifier")
     save_model(classifier, posixpath.join(out_dir, CLASSIFIER_FILE))
     write_config(out_dir, config)
     write_json(posixpath.join(out_dir, CLASSIFIER_METRICS_FILE), metrics)
@@ -182,7 +186,12 @@ def load_judges(out_dir):
 # ---------------------------------------------------------------------- checkpoints
 class TrainingCheckpoint(keras.callbacks.Callback):
     """tf.train.Checkpoint of the model (its networks and optimizers, keyed by object) and the
-    global step, saved every epoch by a CheckpointManager; `restore` resumes after a kill."""
+    global step, saved every epoch by a CheckpointManager; `restore` resumes after a kill.
+
+    Only finite weights are saved. On resume the newest checkpoint that restores completely and
+    holds finite weights is used; the ones skipped are named on the console (a kill while
+    writing, a disk error), and if none can be used the error names each and the way out.
+    """
 
     def __init__(self, directory, model, steps_per_epoch, max_to_keep=2):
         super().__init__()
@@ -190,26 +199,73 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.checkpoint = tf.train.Checkpoint(model=model, step=self.step)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
-                                                  max_to_keep=max_to_keep)
+        self.restored_from = None
+        try:
+            self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                      max_to_keep=max_to_keep)
+        except Exception as e:  # noqa: BLE001  an unreadable index: the ckpt-N files still serve
+            index = posixpath.join(directory, "checkpoint")
+            aside = index + ".unreadable"
+            print(f"[train] the checkpoint index {index} is unreadable ({type(e).__name__}: "
+                  f"{e}); moved to {aside}, looking for ckpt-N files instead", flush=True)
+            tf.io.gfile.rename(index, aside, overwrite=True)
+            self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                      max_to_keep=max_to_keep)
+
+    def _candidates(self):
+        """Checkpoint prefixes, newest first: the index's and any ckpt-N on disk (an index
+        rewritten by a crash may list none)."""
+        found = set(self.manager.checkpoints)
+        for index in tf.io.gfile.glob(posixpath.join(self.directory, "ckpt-*.index")):
+            found.add(index[:-len(".index")])
+        number = lambda p: int(p.rsplit("-", 1)[1]) if p.rsplit("-", 1)[1].isdigit() else -1
+        return sorted(found, key=number, reverse=True)
 
     def restore(self):
-        """Restores the latest checkpoint if any; returns the step it resumes at (0 if none)."""
-        path = self.manager.latest_checkpoint
-        if not path:
+        """Restores the newest usable checkpoint if any; returns the step it resumes at (0 if
+        there is none)."""
+        candidates = self._candidates()
+        failures = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as e:  # noqa: BLE001  any reader error: named with its file
+                failures.append(f"{path}: {type(e).__name__}: {_first_line(e)}")
+                continue
+            bad = non_finite_weights(self.checkpoint.model.variables)
+            if bad:
+                failures.append(f"{path}: {len(bad)} variable(s) hold NaN or Inf (e.g. {bad[0]})")
+                continue
+            for failure in failures:
+                print(f"[train] skipped the checkpoint {failure}", flush=True)
+            self.restored_from = path
+            return int(self.step.numpy())
+        if not candidates:
             return 0
-        try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        except Exception as e:  # noqa: BLE001  any reader error: re-raised naming the file
-            raise RuntimeError(
-                f"cannot restore the checkpoint {path}: {type(e).__name__}: {e}. It is corrupt or "
-                f"was written by another preset or model; remove {self.directory} or train "
-                f"without resuming (--no-resume)") from e
-        return int(self.step.numpy())
+        raise UnusableCheckpoint(
+            f"cannot restore the checkpoint {'; nor '.join(failures)}. It is corrupt, holds a "
+            f"diverged model or was written by another preset or model; remove "
+            f"{self.directory} or train without resuming (--no-resume)")
+
+    def last_good(self):
+        """Where the run would resume, for error messages."""
+        path = self.manager.latest_checkpoint
+        return (f"the last good checkpoint is {path} (the same command resumes from it)" if path
+                else f"no checkpoint was saved yet in {self.directory}")
 
     def on_epoch_end(self, epoch, logs=None):
-        self.step.assign((epoch + 1) * self.steps_per_epoch)
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        step = (epoch + 1) * self.steps_per_epoch
+        bad = non_finite_weights(self.model.variables)
+        if bad:
+            raise TrainingDiverged(f"the model holds NaN or Inf weights at step {step} (e.g. "
+                                   f"{bad[0]}): checkpoint not saved; {self.last_good()}")
+        self.step.assign(step)
+        self.manager.save(checkpoint_number=step)
+
+
+def _first_line(e):
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else ""
 
 
 # ---------------------------------------------------------------------- a model family
@@ -238,11 +294,12 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
                                         per_epoch)
         start = checkpoint.restore() if resume else 0
         if start:
-            print(f"[train] resumed from step {start} ({checkpoint.manager.latest_checkpoint})",
-                  flush=True)
+            print(f"[train] resumed from step {start} ({checkpoint.restored_from})", flush=True)
         write_config(out_dir, config)
         step_fn = lambda: int(checkpoint.step.numpy())
-        cbs = [checkpoint, ScalarSummary(log_dir, step_fn)]
+        # The NaN guard runs first: a diverged step never reaches a summary or a checkpoint.
+        cbs = [StopOnNonFiniteLoss(family.name, per_epoch, checkpoint.last_good), checkpoint,
+               ScalarSummary(log_dir, step_fn)]
         sample = first_batch(eval_pattern, config, min(4, config.batch_size))
         if sample is None:
             print(f"[train] {_no_eval(eval_pattern)}: training without the generated-video "
@@ -258,7 +315,9 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
                 model.make_train_function(force=True)
                 model.fit(train_ds, epochs=last, steps_per_epoch=per_epoch, initial_epoch=first,
                           callbacks=cbs, verbose=verbose)
-        save_model(family.generator(model), posixpath.join(out_dir, family.generator_file()))
+        generator = family.generator(model)
+        check_finite_weights(generator, f"the trained {family.name} generator")
+        save_model(generator, posixpath.join(out_dir, family.generator_file()))
     finally:
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("float32")
