@@ -25,7 +25,8 @@ def _preprocess(args):
     summary = preprocess.run_preprocess(
         args.dataset, args.raw, args.out, beam_args=beam_args,
         augment_copies=args.augment_copies, eval_fraction=args.eval_fraction, seed=args.seed,
-        num_classes=args.num_classes, flip_probability=args.flip_probability)
+        num_classes=args.num_classes, flip_probability=args.flip_probability,
+        overwrite=args.overwrite)
     print(json.dumps(summary, indent=2, sort_keys=True))
     print(f"accepted {summary['accepted_clips']} clips -> {summary['examples']} examples "
           f"(train {summary['splits']['train']['examples']}, eval "
@@ -64,6 +65,9 @@ def register(subparsers):
                    help="raw directory (adapter layout, see 'Raw layouts' in README.md)")
     p.add_argument("--out", required=True,
                    help="output: Split-train/, Split-eval/, rejected/, summary.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty --out whole (the new output is written beside it "
+                        "and swapped in when complete)")
     p.add_argument("--augment-copies", type=int, default=1,
                    help="examples per clip, each with a random flip and stride (B.1)")
     p.add_argument("--eval-fraction", type=float, default=0.2, help="share of subjects for eval")

@@ -68,27 +68,47 @@ def _square(centre, side):
     return int(x0), int(y0), int(round(side))
 
 
+def _crop_frame(frame, box, size):
+    """One frame cropped to `box` (edges replicated past the frame), resized to size x size."""
+    import cv2
+    x0, y0, side = box
+    height, width = frame.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:  # a view, no copy
+        return cv2.resize(frame[y0:y0 + side, x0:x0 + side], (size, size),
+                          interpolation=cv2.INTER_AREA)
+    if side * side <= height * width:  # a side x side canvas no larger than the frame
+        shift = np.float32([[1, 0, -x0], [0, 1, -y0]])
+        crop = cv2.warpAffine(frame, shift, (side, side), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_REPLICATE)
+        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    # A box larger than the frame: shrink the whole frame by the crop's scale first, then place
+    # it, so memory stays that of one frame however large the box.
+    scale = size / side
+    small = cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    sx, sy = small.shape[1] / width, small.shape[0] / height
+    # The pixel-centre mapping of `map_points`, applied to the shrunk frame's pixels.
+    matrix = np.float32([[scale / sx, 0, 0.5 * scale / sx - x0 * scale - 0.5],
+                         [0, scale / sy, 0.5 * scale / sy - y0 * scale - 0.5]])
+    return cv2.warpAffine(small, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def map_points(points, box, size=features.FRAME_SIZE):
+    """Raw-frame points mapped into the size x size crop of `box` (pixel centres to centres)."""
+    x0, y0, side = box
+    return (points - np.array([x0, y0], float) + 0.5) * (size / side) - 0.5
+
+
 def crop_and_resize(frames, points, box, size=features.FRAME_SIZE):
     """Crops every frame to `box` (edges replicated past the frame) and resizes to size x size.
 
     Returns frames (T, size, size, 3) uint8 and the keypoints mapped into the crop (T, K, 2).
     """
-    import cv2
-    x0, y0, side = box
-    height, width = frames.shape[1:3]
-    inside = x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height
-    shift = np.float32([[1, 0, -x0], [0, 1, -y0]])
     out = np.empty((len(frames), size, size, frames.shape[-1]), np.uint8)
     for t, frame in enumerate(frames):
-        if inside:  # a view, no copy
-            crop = frame[y0:y0 + side, x0:x0 + side]
-        else:
-            crop = cv2.warpAffine(frame, shift, (side, side), flags=cv2.INTER_NEAREST,
-                                  borderMode=cv2.BORDER_REPLICATE)
-        out[t] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    scale = size / side
-    mapped = (points - np.array([x0, y0], float) + 0.5) * scale - 0.5
-    return out, mapped
+        out[t] = _crop_frame(frame, box, size)
+    return out, map_points(points, box, size)
 
 
 def flip(frames, points, flip_map, size=features.FRAME_SIZE):
@@ -107,24 +127,58 @@ def velocity(points_flat):
     return np.clip(np.diff(points_flat, axis=0) / features.VELOCITY_SCALE, -1.0, 1.0)
 
 
-def make_clip(style, clip, stride, flipped):
-    """One preprocessed clip: (video (32, 64, 64, 3) RGB uint8, keypoints (32, 2k) float32,
-    landmarks (32, 2L) float32).
+def crop_window(style, clip, stride):
+    """One copy's 32 frame indices and crop box (x0, y0, side), from the annotations alone."""
+    idx = sample_indices(clip.num_frames, style.anchor_frame(clip), style.frames_before, stride)
+    return idx, style.crop_box(clip.points[idx])
 
+
+def _frames_at(frames, indices):
+    """(i, frame) for the sorted `indices`: from an array, or from a lazy reader's `read`
+    (`amc_tf.data.adapters`), which decodes only those frames."""
+    if hasattr(frames, "read"):
+        return frames.read(indices)
+    return ((i, frames[i]) for i in indices)
+
+
+def make_clips(style, clip, copies):
+    """Preprocessed clips for `copies` [(stride, flipped)]: a list of (video (32, 64, 64, 3) RGB
+    uint8, keypoints (32, 2k) float32, landmarks (32, 2L) float32).
+
+    Each frame that some window needs is decoded once, in order, and only its crops are kept:
+    memory is one raw frame plus the 64x64 windows, however long the clip.
     style: the clip's `amc_tf.data.datasets.DatasetStyle` (anchor, window, crop, points, flip).
     """
-    anchor = style.anchor_frame(clip)
-    idx = sample_indices(len(clip.frames), anchor, style.frames_before, stride)
-    landmarks = clip.points[idx]
-    box = style.crop_box(landmarks)
-    frames, landmarks = crop_and_resize(clip.frames[idx][..., ::-1], landmarks, box)  # BGR -> RGB
-    if flipped:
-        frames, landmarks = flip(frames, landmarks, style.landmark_flip_map)
-    # Taken after the flip, the keypoints are the flipped landmarks' columns by construction
-    # (the same as flipping them with `style.flip_map`).
-    points = landmarks[:, list(style.paper_keypoint_ids)]
-    return (np.ascontiguousarray(frames), points.reshape(len(idx), -1).astype(np.float32),
-            landmarks.reshape(len(idx), -1).astype(np.float32))
+    size = features.FRAME_SIZE
+    windows = [crop_window(style, clip, stride) for stride, _ in copies]
+    uses = {}  # frame -> [(copy, position in its window)]
+    for c, (idx, _) in enumerate(windows):
+        for position, t in enumerate(idx):
+            uses.setdefault(int(t), []).append((c, position))
+    videos = [np.empty((len(idx), size, size, 3), np.uint8) for idx, _ in windows]
+    for t, frame in _frames_at(clip.frames, sorted(uses)):
+        crops = {}
+        for c, position in uses[t]:
+            box = windows[c][1]
+            if box not in crops:
+                crops[box] = _crop_frame(frame, box, size)
+            videos[c][position] = crops[box]
+    made = []
+    for (_, flipped), (idx, box), video in zip(copies, windows, videos):
+        video, landmarks = video[..., ::-1], map_points(clip.points[idx], box, size)  # BGR -> RGB
+        if flipped:
+            video, landmarks = flip(video, landmarks, style.landmark_flip_map)
+        # Taken after the flip, the keypoints are the flipped landmarks' columns by construction
+        # (the same as flipping them with `style.flip_map`).
+        points = landmarks[:, list(style.paper_keypoint_ids)]
+        made.append((np.ascontiguousarray(video), points.reshape(len(idx), -1).astype(np.float32),
+                     landmarks.reshape(len(idx), -1).astype(np.float32)))
+    return made
+
+
+def make_clip(style, clip, stride, flipped):
+    """One preprocessed clip (`make_clips` of one copy)."""
+    return make_clips(style, clip, [(stride, flipped)])[0]
 
 
 def _varint(n):

@@ -8,12 +8,14 @@ crop rule; the rest of amc_tf reads its fields instead of testing a dataset's na
     style.num_landmarks, style.landmark_names, style.landmark_flip_map
     style.class_names(raw_dir=RAW, num_classes=12)
     refs = style.list_clips(RAW)              # then style.load_clip(ref, class_names, 32)
+    style.class_names_source(RAW)             # where the class names come from (summary.json)
     datasets.names()                          # ("gestures", "faces"), e.g. for argparse choices
 
 A new style is one more `DatasetStyle` in `_STYLES`, with its adapter, rules and synthetic writer.
 """
 
 import dataclasses
+import logging
 import posixpath
 from typing import Callable, Optional, Tuple
 
@@ -39,8 +41,11 @@ class DatasetStyle:
       frames_before: how many of the 32 sampled frames precede the anchor frame (B.1).
       anchor_frame: RawClip -> the frame the 32-frame window is placed around (B.1).
       crop_box: the sampled frames' raw landmarks (T, L, 2) -> (x0, y0, side) of the crop (B.1).
-      list_clips: raw dir -> clip refs (paths only; cheap, at pipeline construction).
-      load_clip: (ref, class_names, min_frames) -> `adapters.RawClip`, or `RejectedClip`.
+      list_clips: raw dir -> clip refs (paths only; cheap, at pipeline construction); data files
+        at unexpected depths come as refs that load_clip rejects (`unexpected_layout`).
+      load_clip: (ref, class_names, min_frames, lazy=False) -> `adapters.RawClip`, or
+        `RejectedClip`; lazy: read the annotations and headers only, the frames are decoded
+        on demand (`RawClip.frames.read`).
       raw_layout: the raw layout in a few words, for error messages.
       input_pattern: the raw files (relative to the raw dir) that ExampleGen's driver fingerprints.
       vocabulary: the class names the style knows, in motion_class order.
@@ -81,26 +86,45 @@ class DatasetStyle:
         """L: landmarks per frame (the `landmarks` feature holds 2L numbers per frame)."""
         return len(self.landmark_names)
 
+    def _classes_path(self, raw_dir):
+        if raw_dir is None or self.classes_file is None:
+            return None
+        return posixpath.join(raw_dir.rstrip("/"), self.classes_file)
+
     def class_names(self, raw_dir=None, num_classes=None):
         """The class names of a run; index i is motion_class i.
 
         Those that `raw_dir` declares in its `classes_file` when it has one, else the first
-        `default_num_classes` of the vocabulary; `num_classes` asks for the first N instead.
+        `default_num_classes` of the vocabulary (with a logged warning when the style could
+        declare them); `num_classes` asks for the first N instead.
         Raw dirs may be local or any Beam filesystem (gs://...).
         """
-        declared = None
-        if raw_dir is not None and self.classes_file is not None:
-            source = posixpath.join(raw_dir.rstrip("/"), self.classes_file)
-            declared = adapters.read_class_list(source)
+        source = self._classes_path(raw_dir)
+        declared = adapters.read_class_list(source) if source else None
         if declared is None:
             n = self.default_num_classes if num_classes is None else num_classes
-            return classes.first_classes(self.vocabulary, n, self.name)
+            names = classes.first_classes(self.vocabulary, n, self.name)
+            if source:
+                logging.warning("%s does not exist: using the built-in %s class names %s; write "
+                                "the raw data's own names there, one per line", source,
+                                self.name, names)
+            return names
         if num_classes is None:
             return declared
         if not 1 <= int(num_classes) <= len(declared):
             raise ValueError(f"num_classes={num_classes} but {source} lists {len(declared)} "
                              f"classes")
         return declared[:int(num_classes)]
+
+    def class_names_source(self, raw_dir=None):
+        """Where `class_names(raw_dir)` comes from, for summary.json: the classes file's path, or
+        the built-in vocabulary (saying why)."""
+        source = self._classes_path(raw_dir)
+        if source and adapters.read_class_list(source) is not None:
+            return source
+        if source:
+            return f"built-in vocabulary (no {self.classes_file} in {raw_dir})"
+        return f"built-in vocabulary ({self.name} labels are fixed by the layout)"
 
 
 _STYLES = {style.name: style for style in (

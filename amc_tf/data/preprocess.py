@@ -11,8 +11,11 @@ written with its reason to `rejected/rejected-*.jsonl`; `summary.json` holds the
 import dataclasses
 import json
 import logging
+import os
 import posixpath
+import shutil
 import time
+import uuid
 import zlib
 from typing import Optional
 
@@ -102,16 +105,26 @@ def split_subjects(subjects, eval_fraction, seed):
 
 
 def plan_clips(dataset, raw_dir, options):
-    """Lists the raw clips (paths only) and tags each with its split; fails on an empty dir."""
+    """Lists the raw clips (paths only) and tags each with its split; fails on a dir without a
+    single clip in the layout.
+
+    Splits come from the subjects of the well-placed clips; a data file at an unexpected depth
+    (rejected as `unexpected_layout`) takes its subject's split, or "train" if that subject has
+    no clip (e.g. files at RAW's top level, subject "").
+    """
     style = datasets.get(dataset)
     refs = style.list_clips(raw_dir)
-    if not refs:
-        raise FileNotFoundError(f"no {dataset} clips under {raw_dir} (expected "
-                                f"{style.raw_layout}); write synthetic ones with "
-                                f"`amc-tf synth {dataset} --out DIR`")
-    splits = split_subjects([r["subject"] for r in refs], options.eval_fraction, options.seed)
+    placed = [r for r in refs if not r.get("layout_error")]
+    if not placed:
+        misplaced = [r["path"] for r in refs]
+        raise FileNotFoundError(
+            f"no {dataset} clips under {raw_dir} (expected {style.raw_layout})"
+            + (f"; {len(misplaced)} data file groups at other depths, e.g. {misplaced[:3]}"
+               if misplaced else "")
+            + f"; write synthetic ones with `amc-tf synth {dataset} --out DIR`")
+    splits = split_subjects([r["subject"] for r in placed], options.eval_fraction, options.seed)
     for ref in refs:
-        ref["split"] = splits[ref["subject"]]
+        ref["split"] = splits.get(ref["subject"], "train")
     return refs
 
 
@@ -136,24 +149,40 @@ class DecodeAndPreprocess(beam.DoFn):
     def _count(self, name):
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc()
 
-    def process(self, ref):
+    def _copies(self, ref, clip):
+        """[(stride, flipped)] of each augmented copy: B.1 random stride 1-3 around the anchor,
+        among the strides whose window fits (a MUG peak too near an end for even stride 1 falls
+        back to stride 1 with edge frames), and a random flip; seeded by the clip id."""
         opts, style = self._options, self._style
+        strides = clip_rules.strides_that_fit(clip.num_frames, style.anchor_frame(clip),
+                                              style.frames_before, strides=opts.strides) or [1]
+        copies = []
+        for copy in range(opts.augment_copies):
+            rng = np.random.default_rng([opts.seed, zlib.crc32(ref["clip"].encode()), copy])
+            stride = int(rng.choice(strides))
+            copies.append((stride, bool(rng.random() < opts.flip_probability)))
+        return copies
+
+    def _examples(self, ref):
+        style = self._style
+        # Annotations and headers only: every check that needs no pixels comes first.
+        clip = style.load_clip(ref, self._class_names, features.NUM_FRAMES, lazy=True)
+        copies = self._copies(ref, clip)
+        for stride, _ in copies:
+            adapters.check_crop_box(clip_rules.crop_window(style, clip, stride)[1],
+                                    clip.frames.shape, ref["path"])
+        outputs = []
+        made = clip_rules.make_clips(style, clip, copies)
+        for copy, ((stride, flipped), (video, points, landmarks)) in enumerate(zip(copies, made)):
+            check_finite(points, landmarks, ref["path"])
+            clip_id = f"{ref['clip']}#{copy}:s{stride}{':flip' if flipped else ''}"
+            outputs.append(clip_rules.to_example(video, points, clip.label, ref["subject"],
+                                                 clip_id, landmarks))
+        return outputs
+
+    def process(self, ref):
         try:
-            clip = style.load_clip(ref, self._class_names, features.NUM_FRAMES)
-            anchor = style.anchor_frame(clip)
-            # B.1 random stride 1-3 around the anchor, among the strides whose window fits (a MUG
-            # peak too near an end for even stride 1 falls back to stride 1 with edge frames).
-            strides = clip_rules.strides_that_fit(len(clip.frames), anchor, style.frames_before,
-                                                  strides=opts.strides) or [1]
-            outputs = []
-            for copy in range(opts.augment_copies):
-                rng = np.random.default_rng([opts.seed, zlib.crc32(ref["clip"].encode()), copy])
-                stride = int(rng.choice(strides))
-                flipped = bool(rng.random() < opts.flip_probability)
-                video, points, landmarks = clip_rules.make_clip(style, clip, stride, flipped)
-                clip_id = f"{ref['clip']}#{copy}:s{stride}{':flip' if flipped else ''}"
-                outputs.append(clip_rules.to_example(video, points, clip.label, ref["subject"],
-                                                     clip_id, landmarks))
+            outputs = self._examples(ref)
         except adapters.RejectedClip as e:
             yield from self._reject(ref, e.reason, e.detail)
             return
@@ -179,13 +208,23 @@ class DecodeAndPreprocess(beam.DoFn):
         yield beam.pvalue.TaggedOutput(_EVENTS, (ref["split"], "rejected", reason))
 
 
+def check_finite(points, landmarks, path):
+    """The last guard before an example is written: keypoints, landmarks and velocity finite."""
+    velocity = clip_rules.velocity(points.astype(np.float64))
+    for name, values in ((features.KEYPOINTS, points), (features.LANDMARKS, landmarks),
+                         (features.VELOCITY, velocity)):
+        if not np.isfinite(values).all():
+            raise adapters.RejectedClip("non_finite_example", f"{path}: non-finite {name}")
+
+
 def _by_split(element, num_partitions):
     return SPLITS.index(element[0])
 
 
-def summarize(counted, dataset, class_names):
+def summarize(counted, dataset, class_names, class_names_source=None):
     """The summary dict from [((split, kind, reason), count), ...]."""
-    summary = {"dataset": dataset, "class_names": list(class_names), "accepted_clips": 0,
+    summary = {"dataset": dataset, "class_names": list(class_names),
+               "class_names_source": class_names_source, "accepted_clips": 0,
                "rejected_clips": 0, "examples": 0,
                "rejected_by_reason": {},
                "splits": {s: {"accepted_clips": 0, "examples": 0, "rejected": {}} for s in SPLITS}}
@@ -215,6 +254,7 @@ class PreprocessClips(beam.PTransform):
     def expand(self, pbegin):
         opts = self._options
         names = self._style.class_names(self._raw_dir, opts.num_classes)
+        source = self._style.class_names_source(self._raw_dir)
         refs = plan_clips(self._dataset, self._raw_dir, opts)
         results = (
             pbegin
@@ -229,7 +269,8 @@ class PreprocessClips(beam.PTransform):
         summary = (results[_EVENTS]
                    | "CountEvents" >> beam.combiners.Count.PerElement()
                    | "Gather" >> beam.combiners.ToList()
-                   | "Summarize" >> beam.Map(lambda counted: summarize(counted, dataset, names)))
+                   | "Summarize" >> beam.Map(
+                       lambda counted: summarize(counted, dataset, names, source)))
         return {
             "train": train | "TrainRecords" >> beam.Map(lambda kv: kv[1]),
             "eval": eval_ | "EvalRecords" >> beam.Map(lambda kv: kv[1]),
@@ -286,7 +327,8 @@ def read_summary(out_dir):
 def read_rejected(out_dir):
     """All rejected records under `out_dir` (a list of dicts)."""
     records = []
-    for path in adapters._match(posixpath.join(out_dir, REJECTED_DIR, "rejected*.jsonl")):
+    pattern = posixpath.join(adapters.escape_glob(out_dir), REJECTED_DIR, "rejected*.jsonl")
+    for path in adapters._match(pattern):
         records += [json.loads(line) for line in adapters.read_bytes(path).decode().splitlines()
                     if line.strip()]
     return records
@@ -311,16 +353,79 @@ def beam_args_for_workers(workers):
     return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
 
 
-def run_preprocess(dataset, raw_dir, out_dir, beam_args=None, **options):
+def _is_empty_or_missing(out_dir):
+    from apache_beam.io.filesystems import FileSystems
+    if adapters._is_local(out_dir):
+        return not os.path.exists(out_dir) or not os.listdir(out_dir)
+    return not FileSystems.match([adapters.escape_glob(out_dir.rstrip("/")) + "/**"])[0] \
+        .metadata_list
+
+
+def _replace_dir(staging, out_dir):
+    """Moves the finished `staging` dir to `out_dir`, replacing what was there.
+
+    Local: two renames (the old dir aside, the new one in place), then the old one is deleted; a
+    failure in between puts the old one back. Object stores (gs://) have no directories: the old
+    files are deleted and the new ones renamed one by one, which is not atomic (a crash in between
+    leaves a partial OUT; rerun with --overwrite).
+    """
+    from apache_beam.io.filesystems import FileSystems
+    if adapters._is_local(out_dir):
+        old = None
+        if os.path.exists(out_dir):
+            old = f"{staging}.old"
+            os.rename(out_dir, old)
+        try:
+            os.rename(staging, out_dir)
+        except OSError:
+            if old:
+                os.rename(old, out_dir)
+            raise
+        if old:
+            shutil.rmtree(old)
+        return
+    out_dir, staging = out_dir.rstrip("/"), staging.rstrip("/")
+    old_files = adapters.list_files(out_dir)
+    if old_files:
+        FileSystems.delete(old_files)
+    new_files = adapters.list_files(staging)
+    FileSystems.rename(new_files, [out_dir + path[len(staging):] for path in new_files])
+
+
+def _delete_dir(path):
+    from apache_beam.io.filesystems import FileSystems
+    if adapters._is_local(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif adapters.list_files(path):
+        FileSystems.delete(adapters.list_files(path))
+
+
+def run_preprocess(dataset, raw_dir, out_dir, beam_args=None, overwrite=False, **options):
     """Runs the preprocessing pipeline and returns the summary dict (also in out_dir/summary.json).
+
+    The run writes into a sibling of out_dir (`<out_dir>.partial-<id>`) and only a finished run
+    replaces out_dir (see `_replace_dir`): a failed run leaves out_dir as it was.
 
     beam_args: Beam pipeline args (default: DirectRunner in-process; e.g. multi-processing with
       `beam_args_for_workers(2)`, or Dataflow's `--runner=DataflowRunner --project=...`).
+    overwrite: replace a non-empty out_dir whole (otherwise FileExistsError): stale shards of an
+      earlier run would otherwise be read with the new ones.
     options: PreprocessOptions fields (augment_copies, eval_fraction, seed, num_classes, ...).
     """
     from apache_beam.options.pipeline_options import PipelineOptions
     opts = options.pop("options", None) or PreprocessOptions.from_dict(options)
+    if adapters._is_local(out_dir) and os.path.isfile(out_dir):
+        raise NotADirectoryError(f"{out_dir} is a file, not a directory")
+    if not overwrite and not _is_empty_or_missing(out_dir):
+        raise FileExistsError(f"{out_dir} is not empty: pass --overwrite (overwrite=True) to "
+                              f"replace it whole, or choose another --out")
     args = list(beam_args) if beam_args is not None else beam_args_for_workers(1)
-    with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
-        build_pipeline(pipeline, dataset, raw_dir, out_dir, opts)
+    staging = f"{out_dir.rstrip('/')}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
+            build_pipeline(pipeline, dataset, raw_dir, staging, opts)
+        read_summary(staging)  # the run finished: its summary is there
+        _replace_dir(staging, out_dir)
+    finally:
+        _delete_dir(staging)  # a failed run's partial output (nothing left after a swap)
     return read_summary(out_dir)
