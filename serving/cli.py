@@ -4,8 +4,10 @@ import os
 
 
 def serve(args):
+    """Serves until SIGTERM / SIGINT, then exits within about --grace seconds (never returns)."""
     import logging
     import signal
+    import sys
 
     from serving import server
 
@@ -14,7 +16,8 @@ def serve(args):
         args.model_base_path, args.model_name, host=args.host, port=args.port,
         rest_port=args.rest_port if args.rest_port >= 0 else None,
         max_batch_size=args.max_batch_size, max_message_bytes=args.max_message_bytes,
-        poll_interval_s=args.poll_interval, workers=args.workers).start()
+        poll_interval_s=args.poll_interval, workers=args.workers,
+        rest_timeout_s=args.rest_timeout, rest_max_connections=args.rest_max_connections).start()
 
     def shutdown(signum, _frame):
         logging.info("signal %d: stopping (grace %.0f s)", signum, args.grace)
@@ -28,7 +31,12 @@ def serve(args):
           f"{model_server.port}" + (f", REST {args.host}:{model_server.rest_port}"
                                     if model_server.rest_port else ""), flush=True)
     model_server.wait()
-    return 0
+    # stop() gave in-flight requests their grace; one still computing would hold the process
+    # (gRPC's worker threads are joined at interpreter exit): exit without waiting for it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def generate(args):
@@ -79,12 +87,20 @@ def register(subparsers):
     p.add_argument("--rest-port", type=int, default=8501, help="REST port; -1 disables REST")
     p.add_argument("--max-batch-size", type=int, default=None,
                    help="request batch limit (default: the one stored in the model)")
-    p.add_argument("--max-message-bytes", type=int, default=64 << 20)
+    p.add_argument("--max-message-bytes", type=int, default=64 << 20,
+                   help="largest gRPC message / REST body, and the most one input tensor may "
+                        "decode to")
     p.add_argument("--poll-interval", type=float, default=2.0,
                    help="seconds between checks for a newly pushed version")
-    p.add_argument("--workers", type=int, default=8, help="concurrent gRPC requests")
+    p.add_argument("--workers", type=int, default=8,
+                   help="concurrent gRPC requests (and as many REST predicts)")
+    p.add_argument("--rest-timeout", type=float, default=30.0,
+                   help="seconds a REST connection may send nothing before it is closed")
+    p.add_argument("--rest-max-connections", type=int, default=64,
+                   help="REST connections served at once; more are answered 503")
     p.add_argument("--grace", type=float, default=10.0,
-                   help="seconds in-flight requests get on shutdown")
+                   help="seconds in-flight requests get on shutdown; the process exits "
+                        "then, even if a request is still computing")
     p.set_defaults(func=serve)
 
     g = subparsers.add_parser("generate", help="ask a model server for a video (gRPC)")

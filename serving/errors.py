@@ -5,6 +5,8 @@ InvalidArgumentError of a `tf.debugging` assert in the exported graph) keep thei
 error codes and gRPC status codes both follow google.rpc.Code numbering.
 """
 
+import re
+
 import grpc
 
 
@@ -43,10 +45,24 @@ def error_code_of(e):
 
 def from_op_error(e):
     """ServingError of a TF op error, with the useful line (the assert's text, not the trace)."""
-    text = getattr(e, "message", str(e))
-    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "Op:")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    asserted = [line for line in lines if "assertion failed" in line]
-    useful = [line for line in lines if not line.startswith(noise)]
     return ServingError(status_code_of(e.error_code),
-                        (asserted or useful or lines or [type(e).__name__])[0])
+                        _useful_line(getattr(e, "message", str(e)), type(e).__name__))
+
+
+def from_undecodable_op_error(e):
+    """ServingError of the UnicodeDecodeError TF raises instead of an op error whose message
+    quotes bytes of the request that are not UTF-8 (e.g. ParseExample quoting a bad example).
+
+    The op's code is lost with it; only errors about a request's own values quote them, so
+    INVALID_ARGUMENT, with the message made readable.
+    """
+    return invalid(_useful_line(e.object.decode("utf-8", "replace"), "invalid input"))
+
+
+def _useful_line(text, fallback):
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "Op:")
+    lines = [re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line.strip())
+             for line in text.splitlines() if line.strip()]
+    asserted = [line for line in lines if "assertion failed" in line]
+    useful = [line for line in lines if line and not line.startswith(noise)]
+    return (asserted or useful or lines or [fallback])[0]

@@ -30,21 +30,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata.
 
     Args:
-      max_elements: largest element count of a request tensor; no valid request decodes to more
-        elements than the message has bytes, so the message size limit serves.
+      max_tensor_bytes: the most one request tensor may decode to; a TensorProto may hold one
+        value for a whole shape, so the message size limit alone bounds nothing.
     """
 
-    def __init__(self, predictor, manager, max_elements):
+    def __init__(self, predictor, manager, max_tensor_bytes):
         self.predictor = predictor
         self.manager = manager
-        self.max_elements = max_elements
+        self.max_tensor_bytes = max_tensor_bytes
 
     def Predict(self, request, context):
         spec = request.model_spec
         try:
             served, signature_name, outputs = self.predictor.predict(
                 spec.name, _requested_version(spec), spec.signature_name,
-                {k: codec.proto_decoder(v, self.max_elements) for k, v in request.inputs.items()},
+                {k: codec.proto_decoder(v, self.max_tensor_bytes)
+                 for k, v in request.inputs.items()},
                 tuple(request.output_filter))
             response = predict_pb2.PredictResponse()
             response.model_spec.name = spec.name

@@ -33,7 +33,7 @@ def run(model, signature_name, inputs, output_filter=()):
     Args:
       model: a `versions.LoadedModel`.
       signature_name: the signature key; empty for TF Serving's default one.
-      inputs: alias -> decoder(expected dtype, alias) returning a numpy array (`serving.codec`).
+      inputs: alias -> `codec.ProtoInput` / `codec.JsonInput` (header, then decode).
       output_filter: output aliases to return; empty for all.
     Returns:
       (signature name, {output alias: numpy array}).
@@ -53,12 +53,18 @@ def run(model, signature_name, inputs, output_filter=()):
         outputs = sig.fn(**{k: tf.constant(v) for k, v in arrays.items()})
     except tf.errors.OpError as e:
         raise errors.from_op_error(e) from e
+    except UnicodeDecodeError as e:
+        raise errors.from_undecodable_op_error(e) from e
     return signature_name, {k: np.asarray(outputs[k].numpy())
                             for k in output_filter or sig.outputs}
 
 
 def _validate(sig, inputs, max_batch_size):
-    """The request's inputs as numpy arrays, once they match the signature."""
+    """The request's inputs as numpy arrays, once they match the signature.
+
+    Shapes and the batch size are checked on what each input declares (`header`), before any
+    input is decoded: a request over the limits never allocates its tensors.
+    """
     sent, expected = set(inputs), set(sig.inputs)
     if sent != expected:
         if len(sent) != len(expected):
@@ -70,32 +76,43 @@ def _validate(sig, inputs, max_batch_size):
         extra = sorted(sent - expected)[0]
         raise errors.invalid(f"input tensor alias not found in signature: {extra}. Inputs "
                              f"expected to be in the set {{{','.join(sorted(expected))}}}.")
+    shapes = {}
+    for alias, (dtype, shape) in sig.inputs.items():
+        shapes[alias] = inputs[alias].header(dtype, alias)
+        _check_shape(sig, alias, shapes[alias], shape)
+    # Inputs whose leading dimension is free are batched: they must agree on the batch size.
+    batches = {alias: shapes[alias][0] for alias, (_, shape) in sig.inputs.items()
+               if shape and shape[0] is None}
+    if batches:
+        if len(set(batches.values())) > 1:
+            raise errors.invalid("inputs have different batch sizes: " + ", ".join(
+                f"\"{alias}\" {b}" for alias, b in sorted(batches.items())))
+        batch = next(iter(batches.values()))
+        if batch == 0:
+            raise errors.invalid("batch size is 0: send at least one example")
+        if max_batch_size and batch > max_batch_size:
+            named = ", ".join(f"\"{alias}\"" for alias in sorted(batches))
+            raise errors.invalid(f"batch size {batch} is larger than the maximum input batch "
+                                 f"size {max_batch_size} (input{'s' * (len(batches) > 1)} "
+                                 f"{named})")
     arrays = {}
     for alias, (dtype, shape) in sig.inputs.items():
-        array = inputs[alias](dtype, alias)
+        array = inputs[alias].decode(dtype, alias)
         if array.dtype != dtype and not (dtype == np.object_ and array.dtype.kind in "SO"):
             raise errors.invalid(f"input \"{alias}\" has dtype {array.dtype.name} but signature "
                                  f"\"{sig.name}\" expects {np.dtype(dtype).name}")
-        if len(array.shape) != len(shape) or any(
-                d is not None and d != a for d, a in zip(shape, array.shape)):
-            raise errors.invalid(f"input \"{alias}\" has shape {codec.shape_str(array.shape)} "
-                                 f"but signature \"{sig.name}\" expects {codec.shape_str(shape)}")
+        if list(array.shape) != list(shapes[alias]):
+            raise errors.invalid(f"input \"{alias}\" decoded to shape "
+                                 f"{codec.shape_str(array.shape)}, not the declared "
+                                 f"{codec.shape_str(shapes[alias])}")
         arrays[alias] = array
-    # Inputs whose leading dimension is free are batched: they must agree on the batch size.
-    batches = {alias: arrays[alias].shape[0] for alias, (_, shape) in sig.inputs.items()
-               if shape and shape[0] is None}
-    if not batches:
-        return arrays
-    if len(set(batches.values())) > 1:
-        raise errors.invalid("inputs have different batch sizes: " + ", ".join(
-            f"{alias} {b}" for alias, b in sorted(batches.items())))
-    batch = next(iter(batches.values()))
-    if batch == 0:
-        raise errors.invalid("batch size is 0: send at least one example")
-    if max_batch_size and batch > max_batch_size:
-        raise errors.invalid(f"batch size {batch} is larger than the maximum input batch size "
-                             f"{max_batch_size}")
     return arrays
+
+
+def _check_shape(sig, alias, got, shape):
+    if len(got) != len(shape) or any(d is not None and d != a for d, a in zip(shape, got)):
+        raise errors.invalid(f"input \"{alias}\" has shape {codec.shape_str(got)} "
+                             f"but signature \"{sig.name}\" expects {codec.shape_str(shape)}")
 
 
 class Predictor:

@@ -76,8 +76,10 @@ class LoadedModel:
                 raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                           f"{where} is a {kind}; only predict_log is replayed")
             request = entry.predict_log.request
-            # No valid request decodes to more elements than its record has bytes.
-            inputs = {alias: codec.proto_decoder(proto, len(record))
+            # The export's own records, yet bounded: a value sent takes a byte or more of the
+            # record and decodes to at most 8 (a number) or 1 + STRING_ELEMENT_BYTES per byte.
+            inputs = {alias: codec.proto_decoder(
+                          proto, len(record) * (1 + codec.STRING_ELEMENT_BYTES))
                       for alias, proto in request.inputs.items()}
             try:
                 predictor.run(self, request.model_spec.signature_name, inputs,
@@ -254,7 +256,10 @@ class ModelManager:
             return [(m.version, m.state, m.error_code, m.error) for m in entries]
 
     def start(self):
-        self.poll()
+        try:
+            self.poll()
+        except Exception:  # noqa: BLE001 - the poller retries; a bad listing must not stop it
+            log.exception("version poll failed")
         self._thread = threading.Thread(target=self._poll_loop, name="serving-version-poller",
                                         daemon=True)
         self._thread.start()
@@ -266,10 +271,11 @@ class ModelManager:
             except Exception:  # noqa: BLE001 - the poller must outlive a bad directory listing
                 log.exception("version poll failed")
 
-    def stop(self):
+    def stop(self, timeout=10.0):
+        """Stops polling; waits up to `timeout` seconds for a load in progress."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
 
 
 def _fingerprint(path):
@@ -287,10 +293,15 @@ def _fingerprint(path):
 
 
 def numeric_dirs(root):
-    """Version numbers under `root` (its all-digit subdirectories), ascending."""
+    """Version numbers under `root` (its subdirectories named in ASCII digits), ascending.
+
+    Not str.isdigit() alone: it accepts "²" or "٣", which int() rejects or reads as a number
+    whose directory name is not str(version).
+    """
     try:
         names = os.listdir(root)
     except OSError:
         return []
     return sorted(int(n) for n in names
-                  if n.isdigit() and os.path.isdir(os.path.join(root, n)))
+                  if n.isascii() and n.isdigit() and n == str(int(n))
+                  and os.path.isdir(os.path.join(root, n)))
