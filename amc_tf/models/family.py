@@ -25,6 +25,7 @@ import importlib
 # name -> the module that defines FAMILY. Imported on first use (no TensorFlow at CLI start).
 FAMILIES = {
     "amc-gan": "amc_tf.models.amc_gan",
+    "imaginator": "amc_tf.models.imaginator",
 }
 DEFAULT_FAMILY = "amc-gan"
 

@@ -1,0 +1,61 @@
+"""ImaGINator (Wang, Bilinski, Bremond, Dantcheva, WACV 2020) as a model family.
+
+    config          ImaginatorConfig, the presets (paper-mug, paper-natops, cpu, test)
+    spectral_norm   SpectralConv2D / SpectralConv3D (Miyato et al. 2018, σ in the gradient)
+    generator       G (appendix A.1, Table 1): image encoder with skip maps, (1+2)D decoder
+    discriminators  D_V (Table 3, class map after Conv1) and D_I (Table 2)
+    model           Imaginator: the three networks with the authors' iteration as `train_step`
+
+docs/imaginator.md says where the implementation chooses and why.
+"""
+
+from amc_tf.models.family import ModelFamily
+from amc_tf.models.imaginator import config as imaginator_config
+
+
+class ImaginatorFamily(ModelFamily):
+    name = "imaginator"
+    title = "ImaGINator: Conditional Spatio-Temporal GAN for Video Generation (WACV 2020)"
+    presets = imaginator_config.PRESETS
+    uses_appearance = True
+    uses_velocity = False
+
+    def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
+        if ablation != "none":
+            raise ValueError(f"{self.name} has no ablations; got {ablation!r}")
+        return imaginator_config.get_preset(preset, num_classes=num_classes,
+                                            num_keypoints=num_keypoints)
+
+    def config_from_json(self, text):
+        return imaginator_config.ImaginatorConfig.from_json(text)
+
+    def build(self, config):
+        from amc_tf.models.imaginator.model import Imaginator
+        model = Imaginator(config, name="imaginator")
+        model.compile()
+        model.build_all()
+        return model
+
+    def generator(self, model):
+        return model.generator
+
+    def load_generator(self, path):
+        from amc_tf.models import saving
+        from amc_tf.models.imaginator import generator  # noqa: F401  registers Generator
+        return saving.load_model(path)
+
+    def noise_shape(self, config):
+        return (config.noise_dim,)
+
+    def generate(self, generator, conditions, config, training=False):
+        from keras import ops
+
+        from amc_tf.models.imaginator.model import generator_inputs
+        # G generates all T frames; frame 0 (trained towards the conditioning image by the L1
+        # term) is replaced by y_a itself, as the contract wants.
+        video = generator(generator_inputs(conditions), training=training)
+        appearance = ops.cast(conditions["appearance"], video.dtype)
+        return ops.concatenate([appearance[:, None], video[:, 1:]], axis=1)
+
+
+FAMILY = ImaginatorFamily()
