@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "pipeline.cli",           # pipeline run | compile-vertex | submit-vertex
     "serving.cli",            # serve, generate
     "amc_app.demo",           # demo
+    "amc_app.compare",        # compare
 )
 
 

@@ -10,7 +10,8 @@ With --profile, the one-video generator forward is also traced with TF's profile
 kernel time per op type (and per convolution, with its FLOPs and GFLOP/s) is printed: what
 bounds the latency.
 
-    .venv/bin/python benchmarks/bench_train.py --presets cpu paper-natops --steps 3 [--profile]
+    .venv/bin/python benchmarks/bench_train.py [--models amc-gan imaginator] \
+        --presets cpu paper-natops --steps 3 [--profile]
 """
 
 import argparse
@@ -173,24 +174,30 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
     batch = random_model_batch(c, c.batch_size)
     step = tf.function(gan.train_step, jit_compile=jit)
     flops = graph_flops(step.get_concrete_function(batch))
-    t_step = timed(lambda: step(batch)["g_loss"].numpy(), steps)
+    t_step = timed(lambda: [v.numpy() for v in step(batch).values()], steps)
 
     g = family.generator(gan)
-    one = {"appearance": batch["video"][:1, 0], "motion_class": batch["motion_class"][:1],
-           "velocity": batch["velocity"][:1], "noise": tf.zeros((1, c.noise_dim))}
-    forward = tf.function(lambda x: g(x, training=False))
+    # One request's conditions, as the family's `generate` takes them (family.py contract).
+    one = {"motion_class": batch["motion_class"][:1],
+           "noise": tf.zeros((1, *family.noise_shape(c)))}
+    if family.uses_appearance:
+        one["appearance"] = batch["video"][:1, 0]
+    if family.uses_velocity:
+        one["velocity"] = batch["velocity"][:1]
+    forward = tf.function(lambda x: family.generate(g, x, c, training=False))
     g_flops = graph_flops(forward.get_concrete_function(one))
     t_gen = timed(lambda: forward(one).numpy(), max(3, steps))
     achieved = flops / t_step / 1e9
     bound = g_flops / (peak * 1e9)
-    forward_xla = tf.function(lambda x: g(x, training=False), jit_compile=True)
+    forward_xla = tf.function(lambda x: family.generate(g, x, c, training=False),
+                              jit_compile=True)
     t_gen_xla = timed(lambda: forward_xla(one).numpy(), max(3, steps))
     batch8 = {k: tf.repeat(v, 8, axis=0) for k, v in one.items()}
     t_gen8 = timed(lambda: forward(batch8).numpy(), max(3, steps))
     t_clf = classifier_step(c, batch, steps)
     extra = {"generator_profile": profile_forward(forward, one)} if profile else {}
     return {
-        "preset": name, "batch_size": c.batch_size, "frames": c.num_frames,
+        "model": model, "preset": name, "batch_size": c.batch_size, "frames": c.num_frames,
         "frame_size": c.frame_size, "step_s": round(t_step, 3),
         "clips_per_s": round(c.batch_size / t_step, 2),
         "step_gflop": round(flops / 1e9, 1), "achieved_gflops": round(achieved, 1),
@@ -209,6 +216,8 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["amc-gan"],
+                        help="model families (amc_tf.models.family)")
     parser.add_argument("--presets", nargs="+", default=["cpu", "paper-natops"])
     parser.add_argument("--batch-size", type=int, nargs="+", default=None,
                         help="per preset (default: cpu preset's own, 2 for paper presets)")
@@ -220,15 +229,16 @@ def main():
     peak, mm, conv = measured_peak()
     print(f"measured peak: matmul {mm:.0f} GFLOP/s, conv {conv:.0f} GFLOP/s -> {peak:.0f}")
     rows = []
-    for i, name in enumerate(args.presets):
+    for model, (i, name) in ((m, p) for m in args.models for p in enumerate(args.presets)):
         bs = args.batch_size[i] if args.batch_size else (2 if name.startswith("paper") else None)
-        row = bench_preset(name, bs, args.steps, peak, jit=args.jit, profile=args.profile)
+        row = bench_preset(name, bs, args.steps, peak, jit=args.jit, profile=args.profile,
+                           model=model)
         row["peak_gflops"] = round(peak, 1)
         rows.append(row)
         profile = row.pop("generator_profile", None)
         print(json.dumps(row), flush=True)
         if profile:
-            print(f"{name} generator forward, 1 video: wall {profile['wall_ms']} ms, kernel time "
+            print(f"{model} {name} generator forward, 1 video: wall {profile['wall_ms']} ms, kernel time "
                   f"{profile['kernel_ms']} ms over {profile['kernels_per_call']} kernels")
             for title in ("by_type", "top_nodes"):
                 print(f"  {title}: kernel ms, MFLOP, GFLOP/s")

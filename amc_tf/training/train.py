@@ -253,13 +253,15 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         return (f"the last good checkpoint is {path} (the same command resumes from it)" if path
                 else f"no checkpoint was saved yet in {self.directory}")
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.step.assign_add(1)   # counted, not derived from the epoch: a run may stop mid-epoch
+
     def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.steps_per_epoch
+        step = int(self.step.numpy())
         bad = non_finite_weights(self.model.variables)
         if bad:
             raise TrainingDiverged(f"the model holds NaN or Inf weights at step {step} (e.g. "
                                    f"{bad[0]}): checkpoint not saved; {self.last_good()}")
-        self.step.assign(step)
         self.manager.save(checkpoint_number=step)
 
 
@@ -308,6 +310,8 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
             cbs.append(VideoSummary(log_dir, family, model, config, sample, step_fn))
         cbs.extend(callbacks)
         initial_epoch = min(start // per_epoch, epochs)
+        # A run stopped mid-epoch (a time budget) saved a partial epoch: it is trained again.
+        checkpoint.step.assign(initial_epoch * per_epoch)
         for phase, first, last in phases:
             first = max(first, initial_epoch)
             if first < last:
@@ -315,6 +319,8 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
                 model.make_train_function(force=True)
                 model.fit(train_ds, epochs=last, steps_per_epoch=per_epoch, initial_epoch=first,
                           callbacks=cbs, verbose=verbose)
+                if model.stop_training:   # a callback ended the run (e.g. a time budget)
+                    break
         generator = family.generator(model)
         check_finite_weights(generator, f"the trained {family.name} generator")
         save_model(generator, posixpath.join(out_dir, family.generator_file()))

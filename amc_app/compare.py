@@ -1,0 +1,269 @@
+"""`amc-tf compare`: several model families trained on the same preprocessed clips with the same
+budget, judged by the same judges with the one metric suite, side by side.
+
+    amc-tf compare --data DIR --models amc-gan,imaginator --preset cpu --out OUT
+                   [--budget-minutes M] [--steps N] [--classifier-steps S]
+
+OUT/judges/        the B.3 classifier and B.4 keypoint judge, trained once on DIR's real clips
+OUT/<model>/       the model's training output (checkpoints, logs, generator) and
+                   contact_sheet.png: the same appearances, classes and seeds for every model
+OUT/compare.md     the table: model, steps, train time, step time, generation latency, the suite
+OUT/compare.json   the same figures, and every model's per-class table
+
+No TensorFlow at import time (the handler imports it), so `amc-tf --help` stays fast.
+"""
+
+import json
+import os
+import statistics
+import time
+
+from amc_tf.models.family import DEFAULT_FAMILY, family_names
+
+COMPARE_MD = "compare.md"
+COMPARE_JSON = "compare.json"
+JUDGES_DIR = "judges"
+CONTACT_SHEET = "contact_sheet.png"
+LATENCY_CALLS = 10
+
+
+def _callbacks():
+    """The Keras callbacks of a timed run, built on first use (Keras is imported lazily)."""
+    import keras
+
+    class TimedRun(keras.callbacks.Callback):
+        """Counts and times the train steps of a run that may span several `fit` calls (training
+        phases), and stops it once `budget_s` seconds of training have passed."""
+
+        def __init__(self, budget_s=None):
+            super().__init__()
+            self.budget_s = budget_s
+            self.started = None
+            self.steps = 0
+            self.step_times = []
+            self._t = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+            if self.started is None:
+                self.started = self._t
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            self.steps += 1
+            self.step_times.append(now - self._t)
+            if self.budget_s is not None and now - self.started >= self.budget_s:
+                self.model.stop_training = True
+
+        def step_time_s(self):
+            """Median step time, without the first step of the run (tracing)."""
+            times = self.step_times[1:] or self.step_times
+            return statistics.median(times) if times else None
+
+    return TimedRun
+
+
+def judge_key(config):
+    """What the judges depend on: two families whose configs agree here share them."""
+    fields = {k: v for k, v in json.loads(config.to_json()).items() if k.startswith("clf_")}
+    return {"num_frames": config.num_frames, "frame_size": config.frame_size,
+            "num_classes": config.num_classes, "preset": config.name, **fields}
+
+
+def _judges(config, train_pattern, eval_pattern, out, classifier_steps, style, keypoint_judge,
+            cache):
+    """The judges for `config`: trained once per distinct `judge_key`, reused after."""
+    from amc_tf.training import train
+    key = json.dumps(judge_key(config), sort_keys=True)
+    if key not in cache:
+        directory = os.path.join(out, JUDGES_DIR, f"{len(cache)}")
+        print(f"[compare] training the judges ({classifier_steps} B.3 classifier steps"
+              f"{', B.4 keypoint judge' if keypoint_judge else ''}) in {directory}", flush=True)
+        cache[key] = train.train_judges(config, train_pattern, eval_pattern, directory,
+                                        classifier_steps, style.num_landmarks,
+                                        keypoint_judge=keypoint_judge, verbose=0)
+    return cache[key]
+
+
+def sheet_requests(eval_pattern, config, rows, seed):
+    """The contact sheets' requests, the same for every model: the first frame of the first
+    `rows` eval clips as y_a, class i mod C for row i, seed `seed + i`."""
+    import numpy as np
+
+    from amc_tf.data import features
+    ds = features.make_dataset(eval_pattern, config.num_keypoints, rows, shuffle=False,
+                               repeat=False)
+    clips = next(iter(ds))
+    appearance = clips[features.VIDEO][:, 0].numpy()
+    n = appearance.shape[0]
+    return (appearance, np.arange(n, dtype=np.int32) % config.num_classes,
+            seed + np.arange(n, dtype=np.int64))
+
+
+def generation_latency_s(family, generator, config, request, bank):
+    """Median seconds of one batch-1 `inference.generate` call (eager, after one warm-up)."""
+    from amc_tf import inference
+    appearance, motion_class, seed = (r[:1] for r in request)
+    times = []
+    for _ in range(LATENCY_CALLS + 1):
+        t = time.perf_counter()
+        inference.generate(family, generator, config, appearance, motion_class, seed,
+                           velocity_bank=bank)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
+def classifier_steps_for(preset):
+    """The B.3 classifier's steps in a pipeline run of `preset` (pipeline/configs.py), so that
+    compare's judges are the pipeline's; 1000 for a preset the pipeline does not know."""
+    from pipeline import configs
+    settings = configs.RUN_SETTINGS.get(preset)
+    return settings.classifier_train_steps if settings else 1000
+
+
+def compare(data, models, preset, out, steps=None, budget_s=None, classifier_steps=None,
+            keypoint_judge=True, rows=6, seed=0, verbose=0):
+    """Trains, evaluates and draws each model family in `models` on `data`; returns the report
+    dict (also written to OUT/compare.json, with OUT/compare.md).
+
+    Each model trains `steps` steps (default: its preset's `train_steps`) or until `budget_s`
+    seconds of training have passed, whichever comes first, from scratch.
+    """
+    from amc_tf.data import datasets, preprocess
+    from amc_tf.metrics import suite
+    from amc_tf.models import get_family
+    from amc_tf.training import files, train
+    from amc_tf.training.evaluate import evaluate_generator
+    from serving import client
+
+    families = [get_family(m) for m in models]
+    classifier_steps = classifier_steps or classifier_steps_for(preset)
+    summary = files.read_examples_summary(data)
+    style = datasets.get(summary["dataset"])
+    train_pattern = os.path.join(preprocess.split_dir(data, "train"), "*")
+    eval_pattern = os.path.join(preprocess.split_dir(data, "eval"), "*")
+    if train.first_batch(eval_pattern, family_config(families[0], preset, summary, style),
+                         1) is None:
+        raise ValueError(f"the eval split of {data} holds no clip: nothing to compare on")
+    timed_run = _callbacks()
+    judges, report = {}, {"data": data, "dataset": summary["dataset"], "preset": preset,
+                          "steps": steps, "budget_s": budget_s, "models": {}}
+    request = None
+    for family in families:
+        config = family_config(family, preset, summary, style)
+        class_names = list(summary["class_names"])[:config.num_classes]
+        classifier, keypoint, judge_metrics = _judges(
+            config, train_pattern, eval_pattern, out, classifier_steps, style, keypoint_judge,
+            judges)
+        model_dir = os.path.join(out, family.name)
+        timer = timed_run(budget_s)
+        print(f"[compare] training {family.name} ({preset}"
+              f"{f', {budget_s:.0f} s budget' if budget_s else ''}) in {model_dir}", flush=True)
+        t = time.time()
+        model = train.train_model(family, config, train_pattern, eval_pattern, model_dir,
+                                  steps=steps, resume=False, verbose=verbose,
+                                  callbacks=[timer])
+        train_s = time.time() - t
+        generator = family.generator(model)
+        bank = train.build_velocity_bank(train_pattern, config) if family.uses_velocity \
+            else None
+        table = evaluate_generator(family, generator, classifier, eval_pattern, config,
+                                   class_names, bank, keypoint_judge=keypoint)
+        request = request or sheet_requests(eval_pattern, config, rows, seed)
+        from amc_tf import inference
+        videos = inference.generate(family, generator, config, *request, velocity_bank=bank)
+        sheet = client.write_contact_sheet(
+            videos, os.path.join(model_dir, CONTACT_SHEET),
+            row_labels=[class_names[c] for c in request[1]])
+        report["models"][family.name] = {
+            "title": family.title, "steps": timer.steps, "train_s": round(train_s, 1),
+            "step_s": timer.step_time_s(),
+            "generation_latency_s": generation_latency_s(family, generator, config, request,
+                                                         bank),
+            "suite": table, "judges": judge_metrics, "contact_sheet": sheet}
+        print(suite.format_table(table, judges=judge_metrics), flush=True)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, COMPARE_JSON), "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+    with open(os.path.join(out, COMPARE_MD), "w") as f:
+        f.write(format_markdown(report))
+    return report
+
+
+def family_config(family, preset, summary, style):
+    return family.config(preset, num_classes=len(summary["class_names"]),
+                         num_keypoints=style.num_keypoints)
+
+
+def format_markdown(report):
+    """compare.md: one row per model (steps, times, the suite overall), then the judges."""
+    from amc_tf.metrics import suite
+    models = report["models"]
+    head = ["model", "steps", "train time (s)", "step (ms)", "generation (ms)"] + \
+        list(suite.METRICS)
+    lines = [f"# amc-tf compare: {report['dataset']} ({report['data']}), preset "
+             f"{report['preset']}",
+             "",
+             "Budget: " + (f"{report['budget_s']:.0f} s of training per model"
+                           if report["budget_s"] else "none") +
+             (f", at most {report['steps']} steps" if report["steps"] else
+              ", at most the preset's train_steps") +
+             ". Step time: median train step after the first; generation: median batch-1 "
+             f"`inference.generate` call (eager) of {LATENCY_CALLS} after a warm-up. Metrics: "
+             "the suite overall on the eval split (README, \"Evaluation\").",
+             "",
+             "| " + " | ".join(head) + " |",
+             "| " + " | ".join("---" for _ in head) + " |"]
+    for name, m in models.items():
+        overall = m["suite"].get("overall", {})
+        ms = lambda s: f"{1000 * s:.1f}" if s is not None else suite.NOT_APPLICABLE
+        cells = [name, str(m["steps"]), f"{m['train_s']:.0f}", ms(m["step_s"]),
+                 ms(m["generation_latency_s"])]
+        cells += [suite.format_value(overall.get(metric)) if overall.get(metric) is not None
+                  else suite.NOT_APPLICABLE for metric in suite.METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Judges (trained once on the real clips, shared by every model whose frames "
+                  "and classes agree):", ""]
+    for name, m in models.items():
+        judges = ", ".join(f"{k} {suite.format_value(v)}" for k, v in m["judges"].items())
+        lines.append(f"- {name}: {judges}; contact sheet `{m['contact_sheet']}`")
+    return "\n".join(lines) + "\n"
+
+
+def run(args):
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in family_names()]
+    if unknown or not models:
+        raise SystemExit(f"amc-tf compare: error: unknown model(s) {unknown}; choose from "
+                         f"{', '.join(family_names())}")
+    budget_s = 60.0 * args.budget_minutes if args.budget_minutes else None
+    report = compare(args.data, models, args.preset, args.out, steps=args.steps,
+                     budget_s=budget_s, classifier_steps=args.classifier_steps,
+                     keypoint_judge=not args.no_keypoint_judge, rows=args.rows, seed=args.seed)
+    print(format_markdown(report))
+    print(f"wrote {os.path.join(args.out, COMPARE_MD)}")
+    return 0
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "compare", help="train several model families on the same clips, judge them alike, "
+                        "and tabulate the suite side by side")
+    p.add_argument("--data", required=True, help="amc-tf preprocess output (or examples uri)")
+    p.add_argument("--models", default=",".join(family_names()),
+                   help=f"comma-separated model families (default: all: "
+                        f"{','.join(family_names())}; {DEFAULT_FAMILY} is the main model)")
+    p.add_argument("--preset", default="cpu", help="the preset every model uses")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=None,
+                   help="train steps per model (default: each preset's train_steps)")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="wall-clock training budget per model; stops earlier than --steps")
+    p.add_argument("--classifier-steps", type=int, default=None,
+                   help="B.3 classifier steps (default: the pipeline's for the preset; the "
+                        "judges are trained once, shared)")
+    p.add_argument("--no-keypoint-judge", action="store_true",
+                   help="skip B.4's keypoint judge (no keypoint accuracy)")
+    p.add_argument("--rows", type=int, default=6, help="contact sheet rows (eval appearances)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)

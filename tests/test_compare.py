@@ -1,0 +1,80 @@
+"""`amc-tf compare`: every registered model family on the same clips, judged by the same judges
+with the one suite, drawn from the same requests; the wall-clock budget stops training."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fixtures as testing
+from amc_app import cli, compare
+from amc_tf.metrics import suite
+from amc_tf.models import get_family
+from amc_tf.models.family import family_names
+from amc_tf.training import train
+
+NUM_CLASSES, NUM_KEYPOINTS = 3, 9
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("compare_data"))
+    testing.write_summary(directory, NUM_CLASSES)
+    testing.write_clips(directory, 12, NUM_CLASSES, NUM_KEYPOINTS, seed=0)
+    testing.write_clips(directory, 6, NUM_CLASSES, NUM_KEYPOINTS, seed=1, split="eval")
+    return directory
+
+
+def test_compare_cli_tabulates_every_model_alike(data, tmp_path, capsys):
+    out = str(tmp_path / "compare")
+    models = family_names()
+    assert cli.main(["compare", "--data", data, "--models", ",".join(models), "--preset", "test",
+                     "--out", out, "--steps", "5", "--classifier-steps", "5",
+                     "--no-keypoint-judge", "--rows", "3"]) == 0
+    report = json.load(open(os.path.join(out, compare.COMPARE_JSON)))
+    assert sorted(report["models"]) == sorted(models)
+    table = open(os.path.join(out, compare.COMPARE_MD)).read()
+    header = next(line for line in table.splitlines() if line.startswith("| model"))
+    assert all(metric in header for metric in suite.METRICS)
+    sheets = []
+    for name in models:
+        m = report["models"][name]
+        assert m["steps"] == 5 and m["step_s"] > 0 and m["generation_latency_s"] > 0
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert len(row.split("|")) == len(header.split("|"))
+        overall = m["suite"]["overall"]
+        # The same judges, on the same real clips, for every model.
+        assert overall[suite.REAL_ACCURACY] == \
+            report["models"][models[0]]["suite"]["overall"][suite.REAL_ACCURACY]
+        assert 0.0 <= overall[suite.ACCURACY] <= 1.0
+        sheets.append(np.asarray(Image.open(m["contact_sheet"])))
+    # One judge directory: the test presets agree on frames and classes.
+    assert os.listdir(os.path.join(out, compare.JUDGES_DIR)) == ["0"]
+    # The same appearances in every model's contact sheet (frame 0 is y_a): the first column.
+    frame = sheets[0].shape[0] // 3
+    for sheet in sheets[1:]:
+        assert sheet.shape == sheets[0].shape
+        np.testing.assert_array_equal(sheet[:, 96:96 + frame], sheets[0][:, 96:96 + frame])
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_budget_stops_training_between_steps_and_phases(data, tmp_path):
+    family = get_family("amc-gan")
+    config = family.config("test", num_classes=NUM_CLASSES, num_keypoints=NUM_KEYPOINTS)
+    timer = compare._callbacks()(budget_s=1e-6)
+    pattern = os.path.join(data, "Split-train", "*")
+    model = train.train_model(family, config, pattern, None, str(tmp_path / "run"), steps=20,
+                              resume=False, verbose=0, callbacks=[timer])
+    assert timer.steps == 1                             # stopped after the first step ...
+    assert int(model.g_optimizer.iterations.numpy()) == 1   # ... and no later phase started
+    assert os.path.exists(tmp_path / "run" / family.generator_file())
+    # The partial epoch's checkpoint holds the steps that ran, not a whole epoch.
+    assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-1.index")
+
+
+def test_compare_rejects_unknown_models(data, tmp_path):
+    with pytest.raises(SystemExit, match="unknown model"):
+        cli.main(["compare", "--data", data, "--models", "amc-gan,nope", "--out",
+                  str(tmp_path)])
