@@ -106,3 +106,20 @@ def random_model_batch(config, batch_size, seed=0):
         "subject_id": tf.constant(np.arange(batch_size), tf.int64),
         "noise": tf.constant(rng.standard_normal((batch_size, c.noise_dim)).astype(np.float32)),
     }
+
+
+def check_network_hyper_parameters(network, args, output_ok):
+    """Keras-layer style, for every family's networks: named constructor arguments, get_config()
+    is exactly them (plus keras.Model's name / trainable / dtype), and from_config rebuilds the
+    same network (what a .keras file holds)."""
+    import inspect
+    import json
+    net = network(**args)
+    assert output_ok(net(net.dummy_inputs()))
+    config = net.get_config()
+    assert {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")} == args
+    named = [p for p in inspect.signature(network.__init__).parameters
+             if p not in ("self", "kwargs")]
+    assert set(named) == set(args)
+    stored = json.loads(json.dumps(config))
+    assert network.from_config(stored).get_config() == config

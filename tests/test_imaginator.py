@@ -3,7 +3,6 @@ normalisation (σ ≈ 1, σ in the gradient), the networks' own hyper-parameters
 train step on CPU, overfitting a tiny batch, training with checkpoints and resume, the serving
 export, and a 2-replica MirroredStrategy step."""
 
-import inspect
 import json
 import os
 import subprocess
@@ -220,18 +219,7 @@ NETWORKS = {
 
 @pytest.mark.parametrize("network", list(NETWORKS), ids=lambda n: n.__name__)
 def test_networks_take_their_own_hyper_parameters(network):
-    """Keras-layer style: named constructor arguments, get_config() is exactly them (plus
-    keras.Model's name / trainable / dtype), and from_config rebuilds the same network."""
-    args, output_ok = NETWORKS[network]
-    net = network(**args)
-    assert output_ok(net(net.dummy_inputs()))
-    config = net.get_config()
-    assert {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")} == args
-    named = [p for p in inspect.signature(network.__init__).parameters
-             if p not in ("self", "kwargs")]
-    assert set(named) == set(args)
-    stored = json.loads(json.dumps(config))                   # what a .keras file holds
-    assert network.from_config(stored).get_config() == config
+    testing.check_network_hyper_parameters(network, *NETWORKS[network])
 
 
 def test_spectral_conv_and_model_configs_round_trip():

@@ -2,7 +2,6 @@
 ablation switches, the B.3 input rule, saving, a paper-preset train step, the networks'
 own hyper-parameters."""
 
-import inspect
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from amc_tf.models.amc_gan.model import AMCGAN, generator_inputs
 from amc_tf.models.classifier import MotionClassifier, build_classifier, classifier_input
 from amc_tf.models.convlstm import ConvLSTMCell
 from amc_tf.models.saving import load_classifier, load_generator, save_model
-from fixtures import random_model_batch
+from fixtures import check_network_hyper_parameters, random_model_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,18 +93,7 @@ NETWORKS = {
 
 @pytest.mark.parametrize("network", list(NETWORKS), ids=lambda n: n.__name__)
 def test_networks_take_their_own_hyper_parameters(network):
-    """Keras-layer style: named constructor arguments, get_config() is exactly them (plus
-    keras.Model's name / trainable / dtype), and from_config rebuilds the same network."""
-    args, output_ok = NETWORKS[network]
-    net = network(**args)
-    assert output_ok(net(net.dummy_inputs()))
-    config = net.get_config()
-    assert {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")} == args
-    named = [p for p in inspect.signature(network.__init__).parameters
-             if p not in ("self", "kwargs")]
-    assert set(named) == set(args)
-    stored = json.loads(json.dumps(config))                   # what a .keras file holds
-    assert network.from_config(stored).get_config() == config
+    check_network_hyper_parameters(network, *NETWORKS[network])
 
 
 def test_no_network_reads_table4_flags():

@@ -57,3 +57,52 @@ class Network(keras.Model):
 
     def build_from_config(self, config):
         self.build()
+
+
+class AdversarialModel(keras.Model):
+    """The trainable model of a GAN family: its generator against its discriminators, one
+    optimizer per side (attributes: the training checkpoint finds them there), the loss trackers
+    (`self.trackers`, Mean metrics) as metrics, and the config's round trip.
+
+    Subclasses set `config_class`, create `generator`, the discriminators and `trackers` in
+    `__init__`, the optimizers in `compile`, and implement `discriminators()` and `train_step`.
+    """
+
+    config_class = None
+
+    def discriminators(self):
+        """The discriminators that train (an ablation may leave one out)."""
+        raise NotImplementedError
+
+    def networks(self):
+        """Every network the model holds, built whether or not it trains."""
+        return (self.generator, *self.discriminators())
+
+    def build_all(self):
+        """Builds every network and both optimizers (call inside strategy.scope(), before fit)."""
+        self.build()
+        self.g_optimizer.build(self.generator_variables())
+        self.d_optimizer.build(self.discriminator_variables())
+
+    def build(self, input_shape=None):
+        for net in self.networks():
+            net.build()
+        self.built = True
+
+    def generator_variables(self):
+        return self.generator.trainable_variables
+
+    def discriminator_variables(self):
+        return [v for d in self.discriminators() for v in d.trainable_variables]
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(cls.config_class.from_dict(config.pop("config")), name=config.get("name"))

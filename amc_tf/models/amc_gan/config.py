@@ -14,8 +14,10 @@ gestures: 12 classes, 9 keypoints); the paper presets fix them.
 """
 
 import dataclasses
-import json
 from typing import Optional, Tuple
+
+from amc_tf.models.family_config import (FamilyConfig, check_fixed_sizes, data_sizes,
+                                         judge_sizes)
 
 # Table 4's ablation rows -> the flags each one switches off. Removing a condition removes its
 # discriminator too (§4.1: "we remove input conditions and their corresponding discriminators").
@@ -34,8 +36,9 @@ ABLATIONS = {
 
 
 @dataclasses.dataclass
-class AMCConfig:
-    """All hyper-parameters of one AMC-GAN run (JSON round-trip with to_json / from_json)."""
+class AMCConfig(FamilyConfig):
+    """All hyper-parameters of one AMC-GAN run (JSON round-trip with to_json / from_json; the
+    B.3 judge's clf_* fields come from FamilyConfig)."""
 
     name: str = "paper-natops"
     # Data (§3.1, appendix B.1).
@@ -67,13 +70,6 @@ class AMCConfig:
     dm_class_logit_norm: bool = True    # A.3's BN + lrelu on the class logits; they cap the
                                         # logits near unit scale until BN's γ has grown
     d_kernel_size: int = 4
-    # 3D-CNN motion classifier (appendix B.3).
-    clf_filters: Tuple[int, ...] = (64, 128, 256, 512)
-    clf_strides: Tuple[int, ...] = (2, 2, 2, 4)
-    clf_fc_units: int = 128
-    clf_dropout: float = 0.5
-    clf_learning_rate: float = 2e-4
-    clf_batch_size: int = 32
     leaky_relu_slope: float = 0.2
 
     # Loss weights (Table B) and ranking margins (§3.2, Eq. (3)).
@@ -162,32 +158,6 @@ class AMCConfig:
                              f"{self.reconstruction_warmup_steps}")
         return self
 
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d):
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in d.items():
-            if key not in fields:
-                continue
-            if isinstance(value, list):
-                value = tuple(value)
-            kwargs[key] = value
-        return cls(**kwargs).validate()
-
-    @classmethod
-    def from_json(cls, s):
-        return cls.from_dict(json.loads(s))
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes).validate()
-
 
 def _paper_mug():
     return AMCConfig(
@@ -213,8 +183,7 @@ def _cpu(num_classes, num_keypoints):
         da_fc_units=32,
         dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,
         dm_rf_filters=32, dm_fc_units=32,
-        clf_filters=(16, 32, 64, 128), clf_fc_units=64, clf_batch_size=16,
-        clf_learning_rate=1e-3,
+        **judge_sizes("cpu"),
         # Table B's NATOPS column (gestures are body motion) except where a ~12-minute budget
         # needs G to follow y_m from the reconstruction terms (measured, see README):
         # L1 100 plus 100 on the moving pixels (w_l1_motion), d+ 1; G lr 2e-3. D_m's class head
@@ -235,14 +204,12 @@ def _test(num_classes, num_keypoints):
         g_encoder_filters=(4, 4, 8, 8, 8), g_lstm_filters=8, g_decoder_filters=(8, 8, 4, 4),
         da_frame_filters=(4, 8, 8), da_deconv_filters=8, da_head_filters=(8, 8), da_fc_units=8,
         dm_frame_filters=(4, 8, 8), dm_lstm_filters=8, dm_head_filters=4, dm_rf_filters=4,
-        dm_fc_units=8, clf_filters=(4, 8, 8, 8), clf_fc_units=8, clf_batch_size=4,
+        dm_fc_units=8, **judge_sizes("test"),
         w_l1=30.0, w_dplus=1.0,
         train_steps=20, steps_per_epoch=5)
 
 
 PRESETS = ("paper-mug", "paper-natops", "cpu", "test")
-# Sizes of cpu / test when the data does not give them: the built-in synthetic gestures'.
-DEFAULT_DATASET = "gestures"
 
 
 def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
@@ -252,18 +219,11 @@ def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
     elif name == "paper-natops":
         config = _paper_natops()
     elif name in ("cpu", "test"):
-        from amc_tf.data import datasets
-        style = datasets.get(DEFAULT_DATASET)
-        c = style.default_num_classes if num_classes is None else int(num_classes)
-        k = style.num_keypoints if num_keypoints is None else int(num_keypoints)
-        config = _cpu(c, k) if name == "cpu" else _test(c, k)
+        config = (_cpu if name == "cpu" else _test)(*data_sizes(num_classes, num_keypoints))
     else:
         raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
     if name.startswith("paper-"):
-        for given, fixed, what in ((num_classes, config.num_classes, "num_classes"),
-                                   (num_keypoints, config.num_keypoints, "num_keypoints")):
-            if given is not None and int(given) != fixed:
-                raise ValueError(f"preset {name} fixes {what}={fixed}, got {given}")
+        check_fixed_sizes(config, num_classes, num_keypoints)
     return apply_ablation(config.validate(), ablation)
 
 

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from amc_tf import losses
+from amc_tf.models.common import AdversarialModel
 from amc_tf.models.amc_gan.config import AMCConfig
 from amc_tf.models.amc_gan.discriminators import (build_appearance_discriminator,
                                                   build_motion_discriminator)
@@ -44,7 +45,7 @@ def mismatch_indices(keys, mode="random"):
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
-class AMCGAN(keras.Model):
+class AMCGAN(AdversarialModel):
     """The generator and both discriminators, with Algorithm 1 as `train_step`.
 
     Batches are dicts: video float32 (B, T, H, W, 3) in [-1, 1] (frame 0 is y_a), velocity
@@ -55,6 +56,8 @@ class AMCGAN(keras.Model):
     where the networks are called: a removed condition is fed as zeros, a removed
     discriminator or loss term is left out.
     """
+
+    config_class = AMCConfig
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -93,34 +96,9 @@ class AMCGAN(keras.Model):
             jit_compile = c.jit_compile
         super().compile(jit_compile=jit_compile, **kwargs)
 
-    def build_all(self):
-        """Builds every network and both optimizers (call inside strategy.scope(), before fit)."""
-        self.build()
-        self.g_optimizer.build(self.generator_variables())
-        self.d_optimizer.build(self.discriminator_variables())
-
-    def build(self, input_shape=None):
-        for net in (self.generator, self.appearance_discriminator, self.motion_discriminator):
-            net.build()
-        self.built = True
-
-    def generator_variables(self):
-        return self.generator.trainable_variables
-
-    def discriminator_variables(self):
-        return [v for d in self.discriminators() for v in d.trainable_variables]
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(AMCConfig.from_dict(config.pop("config")), name=config.get("name"))
+    def networks(self):
+        # Both discriminators exist (and are checkpointed) under every ablation.
+        return (self.generator, self.appearance_discriminator, self.motion_discriminator)
 
     def call(self, inputs, training=False):
         return self.generator(generator_inputs(inputs, self.config), training=training)

@@ -20,8 +20,10 @@ and at cpu's 16, 1 at test's 8), every later block and to_rgb double T.
 """
 
 import dataclasses
-import json
 from typing import Optional, Tuple
+
+from amc_tf.models.family_config import (FamilyConfig, check_fixed_sizes, data_sizes,
+                                         judge_sizes)
 
 # Table 1 / PEERS.md widths at 64x64 (4 levels), encoder and decoder-block outputs by level.
 PAPER_ENCODER_FILTERS = (64, 128, 256, 512)      # Conv1-4, skip maps h1..h4
@@ -32,8 +34,9 @@ PAPER_D_FILTERS = (64, 128, 256, 512)             # Tables 2-3, Conv1-4
 
 
 @dataclasses.dataclass
-class ImaginatorConfig:
-    """All hyper-parameters of one ImaGINator run (JSON round-trip with to_json / from_json)."""
+class ImaginatorConfig(FamilyConfig):
+    """All hyper-parameters of one ImaGINator run (JSON round-trip with to_json / from_json; the
+    judge's clf_* fields come from FamilyConfig, the same for every family)."""
 
     name: str = "paper-mug"
     # Data (the 32-frame training window; its first frame is the conditioning image).
@@ -62,14 +65,6 @@ class ImaginatorConfig:
     image_d_frames: int = 1
     power_iterations: int = 1       # SN: power iterations per training call (Miyato et al.)
     leaky_relu_slope: float = 0.2
-    # 3D-CNN motion classifier (the judge, AMC-GAN's appendix B.3): the same sizes as
-    # AMC-GAN's presets of the same name, so both families are judged by the same network.
-    clf_filters: Tuple[int, ...] = (64, 128, 256, 512)
-    clf_strides: Tuple[int, ...] = (2, 2, 2, 4)
-    clf_fc_units: int = 128
-    clf_dropout: float = 0.5
-    clf_learning_rate: float = 2e-4
-    clf_batch_size: int = 32
 
     # Losses (authors' code): G: w_l1 * L1 + w_video * BCE(D_V) + w_image * BCE(D_I).
     w_l1: float = 100.0
@@ -130,27 +125,6 @@ class ImaginatorConfig:
             raise ValueError("spectral normalisation needs power_iterations >= 1")
         return self
 
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
-                  if k in fields}
-        return cls(**kwargs).validate()
-
-    @classmethod
-    def from_json(cls, s):
-        return cls.from_dict(json.loads(s))
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes).validate()
-
 
 def _paper(name, num_classes, num_keypoints):
     # Every field's default is the paper's; MUG and NATOPS differ only in the classes.
@@ -168,9 +142,7 @@ def _cpu(num_classes, num_keypoints):
         g_temporal_filters=tuple(f // 4 for f in PAPER_TEMPORAL_FILTERS[:-1]),   # 1024, 768, 384
         dv_filters=tuple(f // 4 for f in PAPER_D_FILTERS[1:]),                   # 32, 64, 128
         di_filters=tuple(f // 4 for f in PAPER_D_FILTERS[1:]),
-        # AMC-GAN's cpu judge.
-        clf_filters=(16, 32, 64, 128), clf_fc_units=64, clf_batch_size=16,
-        clf_learning_rate=1e-3,
+        **judge_sizes("cpu"),
         # G's learning rate 2e-3 (paper 2e-4), as AMC-GAN's cpu preset: at 2e-4 the judge still
         # read chance after 1000 steps; at 2e-3 it read 0.67-0.72 of the generated gestures from
         # 2000 steps on (docs/imaginator.md). 2500 steps: ~12 minutes on 2 cores.
@@ -184,14 +156,11 @@ def _test(num_classes, num_keypoints):
         g_encoder_filters=(4, 8, 8), g_latent_dim=8, g_block_filters=(8, 8, 4),
         g_temporal_filters=(16, 16, 8), g_rgb_temporal_filters=6,
         dv_filters=(4, 8, 8), di_filters=(4, 8, 8),
-        # AMC-GAN's test judge.
-        clf_filters=(4, 8, 8, 8), clf_fc_units=8, clf_batch_size=4,
+        **judge_sizes("test"),
         train_steps=20, steps_per_epoch=5)
 
 
 PRESETS = ("paper-mug", "paper-natops", "cpu", "test")
-# Sizes of cpu / test when the data does not give them: the built-in synthetic gestures'.
-DEFAULT_DATASET = "gestures"
 # The paper presets' datasets: (classes, keypoints of amc_tf's clips of that dataset).
 PAPER_SIZES = {"paper-mug": (6, 11), "paper-natops": (24, 9)}
 
@@ -200,17 +169,10 @@ def get_preset(name, num_classes=None, num_keypoints=None):
     """The named preset; cpu/test take num_classes / num_keypoints from the dataset, the paper
     presets fix them and reject others."""
     if name in PAPER_SIZES:
-        config = _paper(name, *PAPER_SIZES[name])
-        for given, fixed, what in ((num_classes, config.num_classes, "num_classes"),
-                                   (num_keypoints, config.num_keypoints, "num_keypoints")):
-            if given is not None and int(given) != fixed:
-                raise ValueError(f"preset {name} fixes {what}={fixed}, got {given}")
+        config = check_fixed_sizes(_paper(name, *PAPER_SIZES[name]), num_classes,
+                                   num_keypoints)
     elif name in ("cpu", "test"):
-        from amc_tf.data import datasets
-        style = datasets.get(DEFAULT_DATASET)
-        c = style.default_num_classes if num_classes is None else int(num_classes)
-        k = style.num_keypoints if num_keypoints is None else int(num_keypoints)
-        config = _cpu(c, k) if name == "cpu" else _test(c, k)
+        config = (_cpu if name == "cpu" else _test)(*data_sizes(num_classes, num_keypoints))
     else:
         raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
     return config.validate()

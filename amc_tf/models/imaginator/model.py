@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from amc_tf import losses
+from amc_tf.models.common import AdversarialModel
 from amc_tf.models.imaginator.config import ImaginatorConfig
 from amc_tf.models.imaginator.discriminators import (build_image_discriminator,
                                                      build_video_discriminator)
@@ -37,7 +38,7 @@ def sample_frames(video, count):
 
 
 @keras.saving.register_keras_serializable(package="amc_tf.imaginator")
-class Imaginator(keras.Model):
+class Imaginator(AdversarialModel):
     """The generator and both discriminators, with the authors' training iteration as
     `train_step`.
 
@@ -45,6 +46,8 @@ class Imaginator(keras.Model):
     [-1, 1] whose frame 0 is the conditioning image, motion_class int32 (B,), optionally noise
     (B, noise_dim); velocity and subject_id are ignored.
     """
+
+    config_class = ImaginatorConfig
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -68,35 +71,6 @@ class Imaginator(keras.Model):
         if jit_compile is None:
             jit_compile = c.jit_compile
         super().compile(jit_compile=jit_compile, **kwargs)
-
-    def build_all(self):
-        """Builds every network and both optimizers (call inside strategy.scope(), before fit)."""
-        self.build()
-        self.g_optimizer.build(self.generator_variables())
-        self.d_optimizer.build(self.discriminator_variables())
-
-    def build(self, input_shape=None):
-        for net in (self.generator, *self.discriminators()):
-            net.build()
-        self.built = True
-
-    def generator_variables(self):
-        return self.generator.trainable_variables
-
-    def discriminator_variables(self):
-        return [v for d in self.discriminators() for v in d.trainable_variables]
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ImaginatorConfig.from_dict(config.pop("config")), name=config.get("name"))
 
     def call(self, inputs, training=False):
         return self.generator(generator_inputs(inputs), training=training)
