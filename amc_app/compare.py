@@ -5,6 +5,7 @@ budget, judged by the same judges with the one metric suite, side by side.
                    [--budget-minutes M] [--steps N] [--classifier-steps S]
 
 OUT/judges/        the B.3 classifier and B.4 keypoint judge, trained once on DIR's real clips
+                   (a later compare into the same OUT on the same data reuses them)
 OUT/<model>/       the model's training output (checkpoints, logs, generator) and
                    contact_sheet.png: the same appearances, classes and seeds for every model
 OUT/compare.md     the table: model, steps, train time, step time, generation latency, the suite
@@ -23,6 +24,7 @@ from amc_tf.models.family import DEFAULT_FAMILY, family_names
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
 JUDGES_DIR = "judges"
+JUDGE_KEY_FILE = "judge_key.json"
 CONTACT_SHEET = "contact_sheet.png"
 LATENCY_CALLS = 10
 
@@ -70,19 +72,32 @@ def judge_key(config):
             "num_classes": config.num_classes, "preset": config.name, **fields}
 
 
-def _judges(config, train_pattern, eval_pattern, out, classifier_steps, style, keypoint_judge,
-            cache):
-    """The judges for `config`: trained once per distinct `judge_key`, reused after."""
+def _judges(config, data, train_pattern, eval_pattern, out, classifier_steps, style,
+            keypoint_judge, cache):
+    """The judges for `config`: trained once per distinct `judge_key`, reused after, also by a
+    later compare into the same OUT on the same data (OUT/judges/<n>/judge_key.json)."""
     from amc_tf.training import train
-    key = json.dumps(judge_key(config), sort_keys=True)
-    if key not in cache:
-        directory = os.path.join(out, JUDGES_DIR, f"{len(cache)}")
-        print(f"[compare] training the judges ({classifier_steps} B.3 classifier steps"
-              f"{', B.4 keypoint judge' if keypoint_judge else ''}) in {directory}", flush=True)
-        cache[key] = train.train_judges(config, train_pattern, eval_pattern, directory,
-                                        classifier_steps, style.num_landmarks,
-                                        keypoint_judge=keypoint_judge, verbose=0)
-    return cache[key]
+    key = dict(judge_key(config), data=os.path.abspath(data), classifier_steps=classifier_steps,
+               keypoint_judge=keypoint_judge)
+    text = json.dumps(key, sort_keys=True)
+    if text in cache:
+        return cache[text]
+    root = os.path.join(out, JUDGES_DIR)
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        path = os.path.join(root, name, JUDGE_KEY_FILE)
+        if os.path.exists(path) and open(path).read() == text:
+            print(f"[compare] reusing the judges in {os.path.dirname(path)}", flush=True)
+            cache[text] = train.load_judges(os.path.dirname(path))
+            return cache[text]
+    directory = os.path.join(root, f"{len(os.listdir(root)) if os.path.isdir(root) else 0}")
+    print(f"[compare] training the judges ({classifier_steps} B.3 classifier steps"
+          f"{', B.4 keypoint judge' if keypoint_judge else ''}) in {directory}", flush=True)
+    cache[text] = train.train_judges(config, train_pattern, eval_pattern, directory,
+                                     classifier_steps, style.num_landmarks,
+                                     keypoint_judge=keypoint_judge, verbose=0)
+    with open(os.path.join(directory, JUDGE_KEY_FILE), "w") as f:   # written last: complete
+        f.write(text)
+    return cache[text]
 
 
 def sheet_requests(eval_pattern, config, rows, seed):
@@ -153,8 +168,8 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
         config = family_config(family, preset, summary, style)
         class_names = list(summary["class_names"])[:config.num_classes]
         classifier, keypoint, judge_metrics = _judges(
-            config, train_pattern, eval_pattern, out, classifier_steps, style, keypoint_judge,
-            judges)
+            config, data, train_pattern, eval_pattern, out, classifier_steps, style,
+            keypoint_judge, judges)
         model_dir = os.path.join(out, family.name)
         timer = timed_run(budget_s)
         print(f"[compare] training {family.name} ({preset}"

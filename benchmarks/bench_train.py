@@ -47,11 +47,36 @@ def _flops_profile(graph):
 
 def graph_flops(concrete_fn):
     """Float operations of a traced function (Conv/MatMul/BiasAdd/... and their gradients)."""
-    return float(_flops_profile(concrete_fn.graph).total_float_ops)
+    return float(sum(_node_flops(concrete_fn.graph).values()))
+
+
+# Convolutions TF's profiler has no FLOP statistics for (it counts them as 0): 3D convolutions,
+# their gradients, and the 3D transposed convolutions (Conv3DBackpropInputV2) of ImaGINator.
+_UNCOUNTED_CONVS = {"Conv3D": 1, "Conv3DBackpropInputV2": 2, "Conv3DBackpropFilterV2": 2,
+                    "Conv3DBackpropInput": 2, "Conv3DBackpropFilter": 2}
+
+
+def conv_flops(op):
+    """2 x multiply-adds of a convolution op from its static shapes: every element of the
+    "output side" tensor (the output of a forward conv; `out_backprop` of its gradients and of
+    a transposed conv) takes kernel volume x input-channel multiply-adds."""
+    filter_shape = (op.inputs[1].shape if op.type == "Conv3D" else
+                    op.inputs[1].shape if "Input" in op.type else None)
+    if filter_shape is None:                         # BackpropFilter: the filter is an output
+        filter_shape = op.outputs[0].shape
+    output_side = op.outputs[0].shape if op.type == "Conv3D" else \
+        op.inputs[_UNCOUNTED_CONVS[op.type]].shape
+    if not (filter_shape.is_fully_defined() and output_side.is_fully_defined()):
+        return 0
+    kernel_volume_in = 1
+    for d in filter_shape[:-1]:                      # [kt, kh, kw, in, out]: all but `out`
+        kernel_volume_in *= int(d)
+    return 2 * output_side.num_elements() * kernel_volume_in
 
 
 def _node_flops(graph):
-    """{node name: FLOPs} from TF's graph profiler."""
+    """{node name: FLOPs} from TF's graph profiler, plus `conv_flops` of the convolutions the
+    profiler leaves at 0."""
     flops = {}
 
     def walk(node):
@@ -59,6 +84,9 @@ def _node_flops(graph):
             flops[child.name] = child.float_ops
             walk(child)
     walk(_flops_profile(graph))
+    for op in graph.get_operations():
+        if op.type in _UNCOUNTED_CONVS and not flops.get(op.name):
+            flops[op.name] = conv_flops(op)
     return flops
 
 
@@ -200,10 +228,10 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
         "model": model, "preset": name, "batch_size": c.batch_size, "frames": c.num_frames,
         "frame_size": c.frame_size, "step_s": round(t_step, 3),
         "clips_per_s": round(c.batch_size / t_step, 2),
-        "step_gflop": round(flops / 1e9, 1), "achieved_gflops": round(achieved, 1),
+        "step_gflop": round(flops / 1e9, 3), "achieved_gflops": round(achieved, 1),
         "ratio_to_peak": round(achieved / peak, 3),
         "generator_latency_ms": round(1e3 * t_gen, 1),
-        "generator_gflop": round(g_flops / 1e9, 2),
+        "generator_gflop": round(g_flops / 1e9, 3),
         "generator_flop_bound_ms": round(1e3 * bound, 1),
         "latency_over_bound": round(t_gen / bound, 2),
         "generator_xla_latency_ms": round(1e3 * t_gen_xla, 1),

@@ -29,3 +29,37 @@ def test_bench_train_row_and_generator_profile(bench_train):
     assert convs and sum(r["mflop"] for r in convs) > 0.5 * 1e3 * row["generator_gflop"]
     assert profile["kernels_per_call"] > 10 and profile["kernel_ms"] > 0
     assert profile["top_nodes"][0]["kernel_ms"] >= profile["top_nodes"][-1]["kernel_ms"]
+
+
+def test_bench_train_counts_another_familys_executed_work(bench_train):
+    """ImaGINator's row: the FLOPs of its own traced train step and generator."""
+    row = bench_train.bench_preset("test", 2, 1, peak=100.0, model="imaginator")
+    assert row["model"] == "imaginator" and row["frames"] == 8
+    assert row["step_gflop"] > 0 and row["generator_gflop"] > 0
+    assert row["generator_latency_ms"] > 0 and row["classifier_step_s"] > 0
+
+
+def test_flops_of_convolutions_the_profiler_does_not_count(bench_train):
+    """3D convolutions and ImaGINator's 3D transposed convolutions: 2 x multiply-adds, forward
+    and both gradients, from the executed graph's shapes."""
+    import tensorflow as tf
+    x = tf.zeros((2, 4, 8, 8, 3))                       # (B, T, H, W, Cin)
+    conv = tf.keras.layers.Conv3D(5, (2, 3, 3), padding="same")
+    transposed = tf.keras.layers.Conv3DTranspose(5, (2, 4, 4), strides=(2, 2, 2),
+                                                 padding="same")
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(conv(x)) + tf.reduce_sum(transposed(x))
+        return tape.gradient(y, conv.trainable_variables + transposed.trainable_variables)
+    concrete = tf.function(step).get_concrete_function(x)
+    flops = bench_train._node_flops(concrete.graph)
+    by_type = {}
+    for op in concrete.graph.get_operations():
+        by_type.setdefault(op.type, []).append(flops.get(op.name, 0))
+    forward = 2 * (2 * 4 * 8 * 8 * 5) * (2 * 3 * 3 * 3)      # each output: 2*3*3*3 MACs
+    spread = 2 * (2 * 4 * 8 * 8 * 3) * (2 * 4 * 4 * 5)       # each input: 2*4*4*5 MACs
+    # The transposed conv is a Conv3DBackpropInputV2 and its input gradient a Conv3D, the
+    # reverse of the conv's; each gradient costs what its forward op does.
+    for op_type in ("Conv3D", "Conv3DBackpropInputV2", "Conv3DBackpropFilterV2"):
+        assert sorted(by_type[op_type]) == sorted([forward, spread]), op_type

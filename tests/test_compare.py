@@ -58,6 +58,15 @@ def test_compare_cli_tabulates_every_model_alike(data, tmp_path, capsys):
         assert sheet.shape == sheets[0].shape
         np.testing.assert_array_equal(sheet[:, 96:96 + frame], sheets[0][:, 96:96 + frame])
     assert "wrote" in capsys.readouterr().out
+    # A later compare into the same OUT on the same data reuses the judges.
+    family = get_family(models[0])
+    config = family.config("test", num_classes=NUM_CLASSES, num_keypoints=NUM_KEYPOINTS)
+    from amc_tf.data import datasets
+    classifier, keypoint, _ = compare._judges(
+        config, data, os.path.join(data, "Split-train", "*"), os.path.join(data, "Split-eval", "*"),
+        out, 5, datasets.get("gestures"), False, {})
+    assert "reusing the judges" in capsys.readouterr().out
+    assert classifier is not None and keypoint is None
 
 
 def test_budget_stops_training_between_steps_and_phases(data, tmp_path):

@@ -127,6 +127,24 @@ def test_vertex_spec_compiles_offline_and_validates(vertex_spec):
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://amc-test-bucket/root"
 
 
+def test_vertex_spec_of_another_model_family(tmp_path):
+    """compile-vertex --model imaginator: the same DAG, named for the family, whose Trainers
+    train and export that family."""
+    from pipeline import vertex_runner
+    out = str(tmp_path / "imaginator_vertex.json")
+    vertex_runner.compile_pipeline(
+        vertex_runner.VertexSettings(**VERTEX_ARGS, model="imaginator"), out)
+    with open(out) as f:
+        job = json.load(f)
+    spec = job["pipelineSpec"]
+    assert spec["pipelineInfo"]["name"] == configs.vertex_pipeline_name("imaginator")
+    assert {"classifier_trainer", "model_trainer", "Evaluator", "Pusher"} <= set(
+        spec["root"]["dag"]["tasks"])
+    trainer = json.dumps(spec["root"]["dag"]["tasks"]["model_trainer"])
+    assert "imaginator" in trainer and "amc-gan" not in trainer
+    assert f"serving_model/{configs.model_name('imaginator')}" in json.dumps(job)
+
+
 def test_vertex_settings_reject_local_paths():
     from pipeline import vertex_runner
     with pytest.raises(ValueError, match="pipeline_root must be a gs:// path"):
