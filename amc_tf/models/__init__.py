@@ -2,6 +2,9 @@
 
     family      the ModelFamily contract and the registry (`get_family`, `family_names`)
     amc_gan     AMC-GAN (Jang, Kim, Song, ICML 2018): presets, generator, D_a, D_m, AMCGAN
+    imaginator  ImaGINator (Wang et al., WACV 2020): presets, G, D_V, D_I, Imaginator
+    family_config, common   what the families share: the judge's sizes and the config round
+                trip; network and adversarial-model bases
     classifier  the B.3 3D-CNN motion classifier: the judge of every family's videos
     convlstm    the ConvLSTM cell
     saving      `.keras` save / load
