@@ -145,7 +145,9 @@ def test_limits_are_checked_before_anything_is_decoded(stub, exported, monkeypat
     assert f"\"{alias}\"" in info.value.details()
     assert message in info.value.details()
     assert not decoded, f"decoded tensors of shapes {decoded} before rejecting the request"
-    assert elapsed < 1.0, elapsed
+    # Milliseconds when the machine is quiet (the old server took 11.7 s on the 10 M-element
+    # bomb); the bound leaves room for a loaded CI machine: the spy above is the real check.
+    assert elapsed < 5.0, elapsed
     out = _outputs(stub.Predict(_request(_generate_inputs(exported[1])), timeout=60))
     assert out["video"].shape[0] == 1
 
@@ -376,7 +378,7 @@ def test_rest_connections_are_capped_and_idle_ones_closed(blocking_model, tmp_pa
             start = time.monotonic()
             status, body = _http(srv.rest_port, b"", timeout=5)
             assert status == 503 and "too many connections" in body["error"], body
-            assert time.monotonic() - start < 1.0
+            assert time.monotonic() - start < 1.4      # at once: before the 1.5 s timeout
         # One thread per connection served, none for the refused ones.
         assert threading.active_count() <= threads + 1
         # Stalled connections are closed after the timeout.
