@@ -29,6 +29,7 @@ def _env():
 
 
 def test_tiny_model_overfits_tiny_batch():
+    tf.keras.utils.set_random_seed(0)     # the initial weights: the same run every time
     c = get_preset("test", num_classes=4, num_keypoints=3).replace(
         batch_size=4, g_learning_rate=2e-3)
     clips = testing.make_clips(4, 4, 3, seed=0, num_frames=c.num_frames, size=c.frame_size)
