@@ -17,6 +17,7 @@ import fixtures as testing
 from amc_tf.models import get_family
 from amc_tf.models.amc_gan.config import get_preset
 from amc_tf.models.amc_gan.model import AMCGAN
+from amc_tf.training.guards import TrainingDiverged
 
 FAMILY = get_family("amc-gan")
 
@@ -263,3 +264,35 @@ def test_cli_imports_without_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=120)
     assert "OK" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("model", [
+    pytest.param("amc-gan", marks=pytest.mark.xfail(
+        strict=True, raises=TrainingDiverged,
+        reason="known defect: AMC-GAN's appearance discriminator reaches Inf weights within 5 "
+               "bfloat16 steps at the test preset; the divergence guard stops the run instead "
+               "of saving them (left for the scale issue)")),
+    "imaginator"])
+def test_mixed_precision_training_of_every_family(tmp_path, model):
+    """`--mixed-precision mixed_bfloat16`: the family trains under the policy, its losses stay
+    finite (the divergence guard would stop the run), and the saved generator loads and
+    generates uint8 videos in float32 afterwards."""
+    import keras
+
+    from amc_tf import inference
+    from amc_tf.models.saving import load_generator
+    from amc_tf.training import train
+    family = get_family(model)
+    c = family.config("test", num_classes=4, num_keypoints=9).replace(
+        mixed_precision="mixed_bfloat16")
+    pattern = testing.write_clips(str(tmp_path / "d"), 8, 4, 9, seed=0)
+    out = str(tmp_path / "run")
+    trained = train.train_model(family, c, pattern, None, out, steps=5, verbose=0)
+    assert trained.generator.compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"     # restored after
+    bank = train.build_velocity_bank(pattern, c) if family.uses_velocity else None
+    appearance = testing.make_clips(1, 4, 9, seed=2)["video"][:, 0]
+    video = inference.generate(family, load_generator(out, family=model), c, appearance, [1],
+                               seed=3, velocity_bank=bank)
+    assert video.dtype == np.uint8 and video.shape == (1, c.num_frames, 64, 64, 3)
+    assert video[0, 1:].std() > 0
