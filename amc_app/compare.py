@@ -144,6 +144,7 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
     Each model trains `steps` steps (default: its preset's `train_steps`) or until `budget_s`
     seconds of training have passed, whichever comes first, from scratch.
     """
+    from amc_tf import inference
     from amc_tf.data import datasets, preprocess
     from amc_tf.metrics import suite
     from amc_tf.models import get_family
@@ -185,7 +186,6 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
         table = evaluate_generator(family, generator, classifier, eval_pattern, config,
                                    class_names, bank, keypoint_judge=keypoint)
         request = request or sheet_requests(eval_pattern, config, rows, seed)
-        from amc_tf import inference
         videos = inference.generate(family, generator, config, *request, velocity_bank=bank)
         sheet = client.write_contact_sheet(
             videos, os.path.join(model_dir, CONTACT_SHEET),

@@ -71,7 +71,7 @@ def _checkpoints(out):
 def _resume(out, config):
     """What a resumed run restores: (step, the checkpoint's model)."""
     model = FAMILY.build(config)
-    checkpoint = train.TrainingCheckpoint(str(out / "checkpoints"), model, PER_EPOCH)
+    checkpoint = train.TrainingCheckpoint(str(out / "checkpoints"), model)
     return checkpoint.restore(), model
 
 
@@ -102,7 +102,7 @@ def test_nan_weights_at_an_epoch_end_are_never_checkpointed(run, data, config):
 def _poison_checkpoint(out, config, number):
     """Rewrites ckpt-<number> with NaN generator weights (a checkpoint of a diverged run)."""
     model = FAMILY.build(config)
-    checkpoint = train.TrainingCheckpoint(str(out / "checkpoints"), model, PER_EPOCH)
+    checkpoint = train.TrainingCheckpoint(str(out / "checkpoints"), model)
     prefix = str(out / "checkpoints" / f"ckpt-{number}")
     checkpoint.checkpoint.restore(prefix).assert_existing_objects_matched()
     weight = model.generator.trainable_variables[0]

@@ -2,6 +2,7 @@
 folding."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -91,6 +92,16 @@ class AdversarialModel(keras.Model):
 
     def generator_variables(self):
         return self.generator.trainable_variables
+
+    def clip_conditions(self, data):
+        """A batch of clips as conditions: the video, y_a = its first frame, the class, and z
+        (the batch's own `noise`, else drawn from N(0, I))."""
+        video = data["video"]
+        noise = data.get("noise")
+        if noise is None:
+            noise = tf.random.normal([tf.shape(video)[0], self.config.noise_dim])
+        return {"video": video, "appearance": video[:, 0],
+                "motion_class": tf.cast(data["motion_class"], tf.int32), "noise": noise}
 
     def discriminator_variables(self):
         return [v for d in self.discriminators() for v in d.trainable_variables]

@@ -65,8 +65,9 @@ class ModelFamily:
         """Switches `model` to `phase` (its train function is rebuilt afterwards)."""
 
     def generator(self, model):
-        """The network that generates: what is saved, exported and served."""
-        raise NotImplementedError
+        """The network that generates: what is saved, exported and served (by default the
+        model's `generator` attribute)."""
+        return model.generator
 
     def generator_file(self):
         """File name of the saved generator (`.keras`)."""
@@ -78,8 +79,8 @@ class ModelFamily:
 
     # ------------------------------------------------------------------ generation
     def noise_shape(self, config):
-        """Shape of one example's z."""
-        raise NotImplementedError
+        """Shape of one example's z (by default a vector of `config.noise_dim`)."""
+        return (config.noise_dim,)
 
     def generate(self, generator, conditions, config, training=False):
         """The whole video (B, T, H, W, 3) in [-1, 1] from the conditions dict (module doc)."""

@@ -193,10 +193,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     writing, a disk error), and if none can be used the error names each and the way out.
     """
 
-    def __init__(self, directory, model, steps_per_epoch, max_to_keep=2):
+    def __init__(self, directory, model, max_to_keep=2):
         super().__init__()
         self.directory = directory
-        self.steps_per_epoch = steps_per_epoch
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.checkpoint = tf.train.Checkpoint(model=model, step=self.step)
         self.restored_from = None
@@ -292,8 +291,7 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
         train_ds = make_model_dataset(train_pattern, config, config.batch_size)
         with strategy.scope():
             model = family.build(config)
-        checkpoint = TrainingCheckpoint(posixpath.join(out_dir, CHECKPOINT_DIR), model,
-                                        per_epoch)
+        checkpoint = TrainingCheckpoint(posixpath.join(out_dir, CHECKPOINT_DIR), model)
         start = checkpoint.restore() if resume else 0
         if start:
             print(f"[train] resumed from step {start} ({checkpoint.restored_from})", flush=True)

@@ -43,16 +43,10 @@ class AMCGANFamily(ModelFamily):
     def enter_phase(self, model, phase):
         model.reconstruction_warmup = phase == WARMUP_PHASE
 
-    def generator(self, model):
-        return model.generator
-
     def load_generator(self, path):
         from amc_tf.models import saving
         from amc_tf.models.amc_gan import generator  # noqa: F401  registers Generator
         return saving.load_model(path)
-
-    def noise_shape(self, config):
-        return (config.noise_dim,)
 
     def generate(self, generator, conditions, config, training=False):
         from keras import ops

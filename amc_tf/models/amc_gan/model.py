@@ -127,13 +127,7 @@ class AMCGAN(AdversarialModel):
 
     def matched_conditions(self, data):
         """y = (y_a, y_m) of each clip and z (Algorithm 1, line 3)."""
-        video = data["video"]
-        noise = data.get("noise")
-        if noise is None:
-            noise = tf.random.normal([tf.shape(video)[0], self.config.noise_dim])
-        return {"video": video, "appearance": video[:, 0],
-                "motion_class": tf.cast(data["motion_class"], tf.int32),
-                "velocity": data["velocity"], "noise": noise}
+        return dict(self.clip_conditions(data), velocity=data["velocity"])
 
     def conditions(self, data):
         """y, the mismatched y'_a / y'_m (Table 1), and z (Algorithm 1, line 3)."""

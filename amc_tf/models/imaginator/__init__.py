@@ -36,16 +36,10 @@ class ImaginatorFamily(ModelFamily):
         model.build_all()
         return model
 
-    def generator(self, model):
-        return model.generator
-
     def load_generator(self, path):
         from amc_tf.models import saving
         from amc_tf.models.imaginator import generator  # noqa: F401  registers Generator
         return saving.load_model(path)
-
-    def noise_shape(self, config):
-        return (config.noise_dim,)
 
     def generate(self, generator, conditions, config, training=False):
         from keras import ops

@@ -76,15 +76,6 @@ class Imaginator(AdversarialModel):
         return self.generator(generator_inputs(inputs), training=training)
 
     # ------------------------------------------------------------------ the iteration
-    def conditions(self, data):
-        """The clip's first frame, its class and z."""
-        video = data["video"]
-        noise = data.get("noise")
-        if noise is None:
-            noise = tf.random.normal([tf.shape(video)[0], self.config.noise_dim])
-        return {"video": video, "appearance": video[:, 0],
-                "motion_class": tf.cast(data["motion_class"], tf.int32), "noise": noise}
-
     def compute_losses(self, y, fake, training=True):
         """Every per-sample loss term (batch,) of one iteration from one forward pass of each
         discriminator on [real; fake]."""
@@ -128,7 +119,7 @@ class Imaginator(AdversarialModel):
         Losses are averaged over the global batch (tf.distribute-safe)."""
         if isinstance(data, (tuple, list)):
             data = data[0]
-        y = self.conditions(data)
+        y = self.clip_conditions(data)   # frame 0 is y_a
         with tf.GradientTape(persistent=True) as tape:
             fake = self.generator(generator_inputs(y), training=True)
             terms = self.compute_losses(y, fake, training=True)
