@@ -8,28 +8,37 @@ from keras import ops
 EPSILON = 1e-12
 
 
-def gram_matrix(features):
+def gram_matrix(features, kind="spatial"):
     """G^D_j(x) = ω_j(x)^T ω_j(x) / (N_j M_j)   # Eq. (2)
 
     features: (batch, T_j, H_j, W_j, C_j), the j-th layer of a discriminator over a video.
-    ω_j(x) is the N_j x M_j reshape with N_j = T_j C_j (rows) and M_j = H_j W_j (columns), so the
-    Gram matrix is (batch, M_j, M_j).
+    kind "spatial" (Eq. (2) as printed): ω_j(x) is N_j x M_j with N_j = T_j C_j rows and
+    M_j = H_j W_j columns, so G is (batch, M_j, M_j): how positions co-vary across filters.
+    kind "channel" (the paper's rationale, "correlation patterns" of filter responses after
+    Gatys et al.): ω_j(x) is C_j x T_j H_j W_j and G is (batch, C_j, C_j): which filters fire
+    together, wherever they fire.
     """
     features = ops.cast(features, "float32")
     _, t, h, w, c = features.shape
-    omega = ops.reshape(ops.transpose(features, (0, 1, 4, 2, 3)), (-1, t * c, h * w))
+    if kind == "spatial":
+        omega = ops.reshape(ops.transpose(features, (0, 1, 4, 2, 3)), (-1, t * c, h * w))
+    elif kind == "channel":
+        # ω^T of the C x THW matrix, so the same product gives ω ω^T (C x C).
+        omega = ops.reshape(features, (-1, t * h * w, c))
+    else:
+        raise ValueError(f"unknown Gram matrix kind {kind!r}: 'spatial' or 'channel'")
     return ops.einsum("bnm,bnk->bmk", omega, omega) / float(t * c * h * w)
 
 
-def perceptual_distance(features_a, features_b):
+def perceptual_distance(features_a, features_b, kind="spatial"):
     """d_j(x, x̂) = ||G^D_j(x) - G^D_j(x̂)||_F   # Eq. (1); (batch,)."""
-    diff = gram_matrix(features_a) - gram_matrix(features_b)
+    diff = gram_matrix(features_a, kind) - gram_matrix(features_b, kind)
     return ops.sqrt(ops.sum(ops.square(diff), axis=(1, 2)) + EPSILON)
 
 
-def perceptual_distances(layers_a, layers_b):
+def perceptual_distances(layers_a, layers_b, kind="spatial"):
     """[d_j for j = 1, 2] over the discriminator layers exposed for ranking."""
-    return [perceptual_distance(a, b) for a, b in zip(layers_a, layers_b)]
+    return [perceptual_distance(a, b, kind) for a, b in zip(layers_a, layers_b)]
 
 
 def ranking_loss(d_plus, d_minus, margin):

@@ -19,7 +19,8 @@ from serving import export
 FEATURE_FID = "feature_fid"
 
 
-def _saved_model_runner(saved_model_dir):
+def saved_model_runner(saved_model_dir):
+    """(run(signature, inputs) -> outputs, metadata, the loaded object to keep alive)."""
     import tensorflow as tf
     loaded = tf.saved_model.load(saved_model_dir)
     metadata = export.read_metadata(saved_model_dir)
@@ -85,15 +86,14 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
     Returns {"table": {"overall": {...}, class: {...}}, "judges": {...}, "clips": N,
     "model": ..., "not_applicable": [...]}.
     """
-    from amc_tf import evaluation
-    from amc_tf.data import features, preprocess
+    from amc_tf.data import preprocess
     from amc_tf.metrics import frechet, suite
-    from amc_tf.training.evaluate import collect_outputs, serialized_batches
+    from amc_tf.training.evaluate import collect_outputs
 
     if (saved_model_dir is None) == (server is None):
         raise ValueError("evaluate a SavedModel directory or a server address (exactly one)")
     if saved_model_dir is not None:
-        run, metadata, _keep = _saved_model_runner(saved_model_dir)
+        run, metadata, _keep = saved_model_runner(saved_model_dir)
     else:
         run, metadata, _keep = _server_runner(server, model_name)
     if export.CLASSIFY_GENERATED not in metadata.get("signatures", []):
@@ -113,19 +113,11 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
     table = suite.per_class_table(outputs, labels, class_names, metrics)
     if feature_extractor is not None:
         extractor = FeatureExtractor(feature_extractor, feature_key)
-        stride = features.NUM_FRAMES // int(metadata["num_frames"])
         real, generated, fid_labels = [], [], []
-        inputs_of = metadata["signature_inputs"][export.GENERATE]
-        for serialized in serialized_batches(pattern, batch_size):
-            clips = features.parse_examples(serialized, k)
-            request = {"motion_class": clips[features.MOTION_CLASS].numpy().astype(np.int32),
-                       "seed": evaluation.clip_seeds(clips[features.CLIP_ID]).numpy()}
-            if "appearance" in inputs_of:
-                request["appearance"] = clips[features.VIDEO][:, 0].numpy()
-            video = run(export.GENERATE, request)["video"]
-            real.append(extractor(clips[features.VIDEO][:, ::stride].numpy()))
+        for real_uint8, video, labels_ in paired_videos(run, metadata, pattern, batch_size):
+            real.append(extractor(real_uint8))
             generated.append(extractor(video))
-            fid_labels.append(request["motion_class"])
+            fid_labels.append(labels_)
         real, generated = np.concatenate(real), np.concatenate(generated)
         fid_labels = np.concatenate(fid_labels)
 
@@ -141,6 +133,25 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
             "clips": int(len(labels)), "table": table,
             "judges": dict(metadata.get("judge_metrics") or {}),
             "not_applicable": not_applicable}
+
+
+def paired_videos(run, metadata, pattern, batch_size):
+    """Yields (real, generated, classes) per batch of `pattern`'s clips: the real clips at the
+    model's frames (uint8 (B, T, 64, 64, 3)) and what the `generate` signature returns for each
+    clip's first frame (if the model takes one), class and the protocol's seed."""
+    from amc_tf import evaluation
+    from amc_tf.data import features
+    from amc_tf.training.evaluate import serialized_batches
+    stride = features.NUM_FRAMES // int(metadata["num_frames"])
+    inputs_of = metadata["signature_inputs"][export.GENERATE]
+    for serialized in serialized_batches(pattern, batch_size):
+        clips = features.parse_examples(serialized, int(metadata["num_keypoints"]))
+        request = {"motion_class": clips[features.MOTION_CLASS].numpy().astype(np.int32),
+                   "seed": evaluation.clip_seeds(clips[features.CLIP_ID]).numpy()}
+        if "appearance" in inputs_of:
+            request["appearance"] = clips[features.VIDEO][:, 0].numpy()
+        video = run(export.GENERATE, request)["video"]
+        yield clips[features.VIDEO][:, ::stride].numpy(), video, request["motion_class"]
 
 
 def _check_data_fits(data_dir, num_keypoints, class_names):

@@ -1,8 +1,10 @@
 """The training benchmark's figures and generator profile, at the test preset (seconds)."""
 
 import importlib.util
+import json
 import os
 
+import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_train.py")
@@ -63,3 +65,72 @@ def test_flops_of_convolutions_the_profiler_does_not_count(bench_train):
     # reverse of the conv's; each gradient costs what its forward op does.
     for op_type in ("Conv3D", "Conv3DBackpropInputV2", "Conv3DBackpropFilterV2"):
         assert sorted(by_type[op_type]) == sorted([forward, spread]), op_type
+
+
+# ---------------------------------------------------------------------- quality (issue 14)
+def _videos(seed=0, batch=3, frames=6):
+    """Real clips of 8x8-pixel blocks: frame 0 = y_a, then shifted copies (motion)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (batch, 8, 8, 3)).astype(np.uint8).repeat(8, 1).repeat(8, 2)
+    return np.stack([np.roll(base, t, axis=2) for t in range(frames)], axis=1)
+
+
+def _blur(video):
+    x = video.astype(np.float32)
+    for axis in (2, 3):
+        x = (np.roll(x, 1, axis) + x + np.roll(x, -1, axis)) / 3.0
+    return x.round().astype(np.uint8)
+
+
+def test_sharpness_ratio_reads_blur_and_the_first_frame_artifact():
+    from amc_tf.metrics import sharpness
+    real = _videos()
+    same = sharpness.quality_report(real, real)
+    assert same["sharpness_ratio"] == pytest.approx(1.0)
+    blurred = real.copy()
+    blurred[:, 1:] = _blur(real[:, 1:])
+    report = sharpness.quality_report(blurred, real)
+    assert report["sharpness_ratio"] < 0.6
+    # A bright blob in the top-right corner of the first generated frame only (issue 14).
+    blob = real.copy()
+    blob[:, 1, :16, -16:] = 255
+    assert sharpness.quality_report(blob, real)["first_frame_excess"] > \
+        1.2 * same["first_frame_excess"]
+    # Colours drifting away from y_a's.
+    drift = real.copy()
+    drift[:, 1:, ..., 0] = drift[:, 1:, ..., 0] // 2
+    assert sharpness.quality_report(drift, real)["colour_drift_generated"] > \
+        same["colour_drift_real"] + 0.1
+    with pytest.raises(ValueError, match="differ in shape"):
+        sharpness.quality_report(real[:, :4], real)
+
+
+def test_bench_quality_on_an_exported_model(tmp_path):
+    """The quality benchmark's row for an exported (untrained) model on serialized clips."""
+    import tensorflow as tf
+
+    from amc_tf.models import get_family
+    from amc_tf.models.classifier import build_classifier
+    from serving import export
+    import fixtures
+    family = get_family("imaginator")
+    c = family.config("test", num_classes=3)
+    tf.keras.utils.set_random_seed(0)
+    model = family.build(c)
+    classifier = build_classifier(c)
+    classifier.build()
+    export_dir = str(tmp_path / "saved_model")
+    export.export_serving_model(family, family.generator(model), classifier, c,
+                                ["a", "b", "c"], export_dir, velocity_bank=None)
+    data = str(tmp_path / "data")
+    fixtures.write_clips(data, 5, 3, c.num_keypoints, seed=4, split="eval")
+    fixtures.write_summary(data, 3)
+    spec = importlib.util.spec_from_file_location(
+        "bench_quality", os.path.join(os.path.dirname(BENCH), "bench_quality.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.main(["--saved-model", export_dir, "--data", data, "--batch-size", "2",
+                      "--json", str(tmp_path / "row.json")])
+    assert row["clips"] == 5 and row["model"] == "imaginator"
+    assert 0.0 < row["sharpness_ratio"] < 10.0 and row["first_frame_excess"] > 0.0
+    assert json.load(open(tmp_path / "row.json"))["sharpness_ratio"] == row["sharpness_ratio"]

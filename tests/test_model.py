@@ -170,6 +170,20 @@ def test_paper_natops_full_train_step_on_cpu():
     assert int(gan.g_optimizer.iterations.numpy()) == 1 == int(gan.d_optimizer.iterations.numpy())
 
 
+@pytest.mark.parametrize("gram", ["spatial", "channel"])
+def test_either_gram_matrix_trains(gram):
+    """Both readings of Eq. (2) rank and train (config `gram`); an unknown one is refused."""
+    c = get_preset("test", 4, 9).replace(gram=gram, batch_size=2)
+    gan = AMCGAN(c)
+    gan.compile()
+    gan.build_all()
+    logs = gan.fit(tf.data.Dataset.from_tensors(random_model_batch(c, 2)).repeat(),
+                   steps_per_epoch=1, epochs=1, verbose=0).history
+    assert np.isfinite(logs["rank"][0]) and logs["d_plus"][0] > 0
+    with pytest.raises(ValueError, match="unknown gram"):
+        c.replace(gram="pixels")
+
+
 # ---------------------------------------------------------------------- Eq. (1)-(3) by hand
 def test_gram_matrix_and_ranking_by_hand():
     # One video, T=2 frames of 1x2 pixels, C=1 channel: ω is N x M = (T C) x (H W) = 2 x 2.
@@ -184,6 +198,18 @@ def test_gram_matrix_and_ranking_by_hand():
     f2[0, 0, 0, :, 1] = [2.0, 1.0]
     np.testing.assert_allclose(losses.gram_matrix(tf.constant(f2)).numpy()[0],
                                np.array([[5.0, 2.0], [2.0, 1.0]]) / 4.0, rtol=1e-6)
+
+    # kind "channel": ω is C x (T H W); the same two-channel features give a C x C = 2 x 2
+    # Gram of the filters' responses: [[1+0, 2+0], [2+0, 4+1]] / 4.
+    np.testing.assert_allclose(losses.gram_matrix(tf.constant(f2), "channel").numpy()[0],
+                               np.array([[1.0, 2.0], [2.0, 5.0]]) / 4.0, rtol=1e-6)
+    # Over several frames and positions it sums every (t, y, x): C x C whatever T, H, W are.
+    f3 = np.random.default_rng(0).normal(size=(2, 3, 2, 4, 5)).astype(np.float32)
+    w = f3.reshape(2, -1, 5)
+    np.testing.assert_allclose(losses.gram_matrix(tf.constant(f3), "channel").numpy(),
+                               np.einsum("bmc,bmd->bcd", w, w) / (3 * 2 * 4 * 5), rtol=1e-5)
+    with pytest.raises(ValueError, match="Gram matrix kind"):
+        losses.gram_matrix(feats, "pixels")
 
     b = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     fb = tf.constant(b.reshape(1, 2, 1, 2, 1))

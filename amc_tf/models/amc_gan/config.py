@@ -35,6 +35,9 @@ ABLATIONS = {
 }
 
 
+GRAM_KINDS = ("spatial", "channel")      # losses.gram_matrix's `kind`
+
+
 @dataclasses.dataclass
 class AMCConfig(FamilyConfig):
     """All hyper-parameters of one AMC-GAN run (JSON round-trip with to_json / from_json; the
@@ -87,6 +90,9 @@ class AMCConfig(FamilyConfig):
     w_l1_motion: float = 0.0
     rank_margin_da: float = 0.01
     rank_margin_dm: float = 0.001
+    # Eq. (2)'s Gram matrix: "spatial" (M x M over positions, as printed) or "channel" (N x N
+    # over filters, the Gatys et al. reading of the paper's rationale); losses.gram_matrix.
+    gram: str = "spatial"                     # one of GRAM_KINDS
     # Algorithm 1, line 7: weights of the four discriminator cases of Table 2.
     d_case_weights: Tuple[float, ...] = (1.0, 0.5, 0.25, 0.25)
 
@@ -146,6 +152,8 @@ class AMCConfig(FamilyConfig):
         if self.frame_size % 8 or self.source_frames % self.num_frames:
             raise ValueError("frame_size must be a multiple of 8 and num_frames divide "
                              "source_frames")
+        if self.gram not in GRAM_KINDS:
+            raise ValueError(f"unknown gram {self.gram!r}; choose from {GRAM_KINDS}")
         if self.mismatch_mode not in ("random", "pairs"):
             raise ValueError(f"unknown mismatch_mode {self.mismatch_mode!r}")
         if self.reconstruction_warmup_steps and not self.use_gaux:

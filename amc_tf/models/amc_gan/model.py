@@ -214,10 +214,12 @@ class AMCGAN(AdversarialModel):
             # Perceptual ranking with D_a for the mismatched appearance (§3.2).
             real_feats = [f[:, 1:] for f in real_codes[:2]]
             fake_feats = [tf.split(f[:, 1:], len(fake_videos), axis=0) for f in fake_codes[:2]]
-            d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats])
+            d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats],
+                                                 c.gram)
             out["d_plus"] += sum(d_plus)
             if c.use_mismatch and c.use_appearance:
-                d_minus = losses.perceptual_distances(real_feats, [f[1] for f in fake_feats])
+                d_minus = losses.perceptual_distances(real_feats, [f[1] for f in fake_feats],
+                                                      c.gram)
                 out["rank"] += losses.ranking_loss(d_plus, d_minus, c.rank_margin_da)
 
         if self.use_dm:
@@ -273,10 +275,12 @@ class AMCGAN(AdversarialModel):
             # Perceptual ranking with D_m for the mismatched motion (§3.2).
             real_feats = [f[:, 1:] for f in real_codes[:2]]
             fake_feats = [tf.split(f[:, 1:], n_fake, axis=0) for f in fake_codes[:2]]
-            d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats])
+            d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats],
+                                                 c.gram)
             out["d_plus"] += sum(d_plus)
             if c.use_mismatch and c.use_motion:
-                d_minus = losses.perceptual_distances(real_feats, [f[1] for f in fake_feats])
+                d_minus = losses.perceptual_distances(real_feats, [f[1] for f in fake_feats],
+                                                      c.gram)
                 out["rank"] += losses.ranking_loss(d_plus, d_minus, c.rank_margin_dm)
 
         if n_d:

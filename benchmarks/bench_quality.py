@@ -1,0 +1,99 @@
+"""What the contact sheet shows, as figures: sharpness, the first generated frame, colour drift
+(issue 14), for an exported model on preprocessed clips; any model family.
+
+    .venv/bin/python benchmarks/bench_quality.py --home demo_out [--model amc-gan]
+    .venv/bin/python benchmarks/bench_quality.py --saved-model DIR --data DIR [--split eval]
+
+`--home`: the main job's home (`make demo`): its latest pushed version and the ExampleGen
+examples of its last run. Every clip of the split is asked for, as the Evaluator's protocol asks
+(the clip's first frame if the model takes one, its class, the protocol's seed), through the
+SavedModel's `generate` signature, and compared with the real clip at the clips' size (64x64):
+
+  sharpness_ratio       mean |Laplacian| of generated frames 2..T over the real clips' frames 2..T
+                        (amc_tf/metrics/sharpness.py; issue 14's target >= 0.7)
+  first_frame_excess    mean |frame 2 - y_a| over mean |frame 3 - y_a| of the generated videos: a
+                        first-frame artifact reads > 1 (the real clips' figure beside it)
+  colour_drift          largest change of a channel's frame mean from frame 1, generated and real
+
+One run prints one row; no timing is involved, so the machine's load does not move the figures.
+"""
+
+import argparse
+import json
+import os
+import posixpath
+
+
+def _from_home(home, model):
+    from pipeline import configs, local_runner, results
+    layout = local_runner.home_layout(home, model)
+    serving_dir = layout["serving_model_dir"]
+    versions = sorted((v for v in os.listdir(serving_dir) if v.isdigit()), key=int) \
+        if os.path.isdir(serving_dir) else []
+    if not versions:
+        raise SystemExit(f"no pushed version under {serving_dir}: run the main job first")
+    summary = results.run_summary(layout, configs.model_name(model))
+    if "examples_uri" not in summary:
+        raise SystemExit(f"no ExampleGen output recorded for {home}")
+    return os.path.join(serving_dir, versions[-1]), summary["examples_uri"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--home", help="the main job's home (latest pushed version, its examples)")
+    p.add_argument("--model", default="amc-gan", help="the family the home ran (with --home)")
+    p.add_argument("--saved-model", help="an exported model version directory")
+    p.add_argument("--data", help="preprocessed clips (amc-tf preprocess or ExampleGen's)")
+    p.add_argument("--split", default="eval")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", help="also write the row here")
+    args = p.parse_args(argv)
+    if args.home:
+        saved_model, data = _from_home(args.home, args.model)
+    elif args.saved_model and args.data:
+        saved_model, data = args.saved_model, args.data
+    else:
+        p.error("give --home, or --saved-model and --data")
+
+    import numpy as np
+
+    import amc_tf  # noqa: F401  oneDNN on before TensorFlow loads
+    from amc_tf.data import preprocess
+    from amc_tf.metrics import sharpness
+    from serving import evaluate, export
+
+    run, metadata, _keep = evaluate.saved_model_runner(saved_model)
+    pattern = posixpath.join(preprocess.split_dir(data, args.split), "*")
+    real, generated = [], []
+    for real_uint8, video, _ in evaluate.paired_videos(run, metadata, pattern, args.batch_size):
+        real.append(real_uint8)
+        generated.append(video)
+    if not real:
+        raise SystemExit(f"no clip in {pattern}")
+    real, generated = np.concatenate(real), np.concatenate(generated)
+    row = {"model": metadata.get("model"), "preset": metadata.get("preset"),
+           "clips": int(len(real)), "saved_model": saved_model,
+           **sharpness.quality_report(generated, real)}
+    if "appearance" not in metadata["signature_inputs"][export.GENERATE]:
+        # Frame 1 is generated too: no y_a to measure the first frame against.
+        for key in ("first_gap_generated", "second_gap_generated", "first_frame_excess"):
+            row[key] = None
+    print(f"{row['model']} ({row['preset']}), {row['clips']} {args.split} clips, "
+          f"{saved_model}")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+    print(f"  sharpness (mean |Laplacian|, frames 2..T, 64x64): generated "
+          f"{fmt(row['sharpness_generated'])}, real {fmt(row['sharpness_real'])}, "
+          f"ratio {fmt(row['sharpness_ratio'])}")
+    print(f"  first generated frame: |f2 - y_a| {fmt(row['first_gap_generated'])}, "
+          f"|f3 - y_a| {fmt(row['second_gap_generated'])}, excess "
+          f"{fmt(row['first_frame_excess'])} (real clips {fmt(row['first_frame_excess_real'])})")
+    print(f"  colour drift: generated {fmt(row['colour_drift_generated'])}, real "
+          f"{fmt(row['colour_drift_real'])}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(row, f, indent=2)
+    return row
+
+
+if __name__ == "__main__":
+    main()
