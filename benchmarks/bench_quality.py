@@ -3,6 +3,11 @@
 
     .venv/bin/python benchmarks/bench_quality.py --home demo_out [--model amc-gan]
     .venv/bin/python benchmarks/bench_quality.py --saved-model DIR --data DIR [--split eval]
+    .venv/bin/python benchmarks/bench_quality.py --model-dir DIR --model NAME --data DIR
+
+`--model-dir`: a training output (`amc-tf train --out`, `amc-tf compare`'s OUT/<model>): its
+config.json and saved generator, generating through the library (`amc_tf.inference`), which
+gives the same videos as the export for the same seed.
 
 `--home`: the main job's home (`make demo`): its latest pushed version and the ExampleGen
 examples of its last run. Every clip of the split is asked for, as the Evaluator's protocol asks
@@ -38,11 +43,38 @@ def _from_home(home, model):
     return os.path.join(serving_dir, versions[-1]), summary["examples_uri"]
 
 
+def _from_model_dir(model_dir, model, data):
+    """(run, metadata) like a SavedModel's, generating with the library from a training output."""
+    from amc_tf import inference
+    from amc_tf.data import preprocess
+    from amc_tf.models import get_family
+    from amc_tf.models.saving import load_generator
+    from amc_tf.training import files, train
+    from serving import export
+    family = get_family(model)
+    with open(os.path.join(model_dir, files.CONFIG_FILE)) as f:
+        config = family.config_from_json(f.read())
+    generator = load_generator(model_dir, family.name)
+    bank = train.build_velocity_bank(posixpath.join(preprocess.split_dir(data, "train"), "*"),
+                                     config) if family.uses_velocity else None
+
+    def run(signature, request):
+        return {"video": inference.generate(family, generator, config,
+                                            request.get("appearance"), request["motion_class"],
+                                            request["seed"], velocity_bank=bank)}
+    metadata = {"model": family.name, "preset": config.name, "num_frames": config.num_frames,
+                "num_keypoints": config.num_keypoints,
+                "signature_inputs": {export.GENERATE: list(family.signature_inputs())}}
+    return run, metadata
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--home", help="the main job's home (latest pushed version, its examples)")
-    p.add_argument("--model", default="amc-gan", help="the family the home ran (with --home)")
+    p.add_argument("--model", default="amc-gan",
+                   help="the family (with --home or --model-dir)")
     p.add_argument("--saved-model", help="an exported model version directory")
+    p.add_argument("--model-dir", help="a training output directory (config.json, generator)")
     p.add_argument("--data", help="preprocessed clips (amc-tf preprocess or ExampleGen's)")
     p.add_argument("--split", default="eval")
     p.add_argument("--batch-size", type=int, default=16)
@@ -50,10 +82,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.home:
         saved_model, data = _from_home(args.home, args.model)
-    elif args.saved_model and args.data:
-        saved_model, data = args.saved_model, args.data
+    elif (args.saved_model or args.model_dir) and args.data:
+        saved_model, data = args.saved_model or args.model_dir, args.data
     else:
-        p.error("give --home, or --saved-model and --data")
+        p.error("give --home, or --saved-model / --model-dir and --data")
 
     import numpy as np
 
@@ -62,7 +94,10 @@ def main(argv=None):
     from amc_tf.metrics import sharpness
     from serving import evaluate, export
 
-    run, metadata, _keep = evaluate.saved_model_runner(saved_model)
+    if args.model_dir and not args.home:
+        run, metadata = _from_model_dir(args.model_dir, args.model, data)
+    else:
+        run, metadata, _keep = evaluate.saved_model_runner(saved_model)
     pattern = posixpath.join(preprocess.split_dir(data, args.split), "*")
     real, generated = [], []
     for real_uint8, video, _ in evaluate.paired_videos(run, metadata, pattern, args.batch_size):

@@ -134,3 +134,12 @@ def test_bench_quality_on_an_exported_model(tmp_path):
     assert row["clips"] == 5 and row["model"] == "imaginator"
     assert 0.0 < row["sharpness_ratio"] < 10.0 and row["first_frame_excess"] > 0.0
     assert json.load(open(tmp_path / "row.json"))["sharpness_ratio"] == row["sharpness_ratio"]
+    # A training output gives the same row through the library (same seeds, same videos).
+    from amc_tf.models.saving import save_model
+    from amc_tf.training import files
+    model_dir = str(tmp_path / "run")
+    save_model(family.generator(model), os.path.join(model_dir, family.generator_file()))
+    files.write_config(model_dir, c)
+    again = bench.main(["--model-dir", model_dir, "--model", "imaginator", "--data", data])
+    for key in ("sharpness_ratio", "first_frame_excess", "colour_drift_generated"):
+        assert again[key] == pytest.approx(row[key], rel=1e-3, abs=1e-4), key
