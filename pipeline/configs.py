@@ -76,6 +76,8 @@ RUN_SETTINGS = {
                              eval_real_accuracy_threshold=0.9, eval_change_tolerance=0.02,
                              augment_copies=4),
 }
+# G3AN's paper preset: 16 frames of MUG's 6 classes, run as paper-mug.
+RUN_SETTINGS["paper"] = RUN_SETTINGS["paper-mug"]
 
 
 def model_train_steps(family, preset):

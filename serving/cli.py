@@ -40,9 +40,19 @@ def serve(args):
 
 
 def generate(args):
+    import sys
+
     from serving import client
 
     metadata = client.get_metadata(args.server, args.model_name, args.timeout)
+    # The model's metadata says whether `generate` takes an appearance (G3AN does not).
+    takes_image = "appearance" in metadata["signature_inputs"]["generate"]
+    if takes_image != (args.image is not None):
+        reason = "needs an appearance image: give --image" if takes_image else \
+            "generates from its class and seed only and takes no appearance: drop --image"
+        print(f"amc-tf generate: error: model {metadata['model']!r} ({args.model_name}) "
+              f"{reason}", file=sys.stderr, flush=True)
+        return 2
     video, velocity = client.generate_video(args.server, args.image, args.motion, args.seed,
                                             model_name=args.model_name, timeout=args.timeout,
                                             metadata=metadata)
@@ -107,7 +117,7 @@ def register(subparsers):
     g.add_argument("--server", default="127.0.0.1:8500", help="gRPC HOST:PORT")
     g.add_argument("--image", default=None,
                    help="appearance image (PNG/JPEG), for models that take one (the model's "
-                        "metadata says)")
+                        "metadata says; G3AN takes none: class and seed only)")
     g.add_argument("--motion", required=True, help="motion class name or id")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="output GIF (an MP4 is written beside it)")

@@ -21,7 +21,7 @@ from amc_tf.models.imaginator.discriminators import (ImageDiscriminator, VideoDi
                                                      build_video_discriminator)
 from amc_tf.models.imaginator.generator import Generator, build_generator
 from amc_tf.models.imaginator.model import Imaginator, generator_inputs
-from amc_tf.models.imaginator.spectral_norm import SpectralConv2D, SpectralConv3D
+from amc_tf.models.spectral_norm import SpectralConv2D, SpectralConv3D
 
 FAMILY = get_family("imaginator")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

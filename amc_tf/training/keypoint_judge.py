@@ -88,10 +88,13 @@ _PRESETS = {
                          detector_steps=30000, detector_batch_size=64,
                          detector_learning_rate=1e-3, clf_steps=8000, clf_learning_rate=2e-4),
 }
+# G3AN's paper preset: MUG's clips, judged as paper-mug's.
+_PRESETS["paper"] = _PRESETS["paper-mug"]
 
 
 def keypoint_judge_config(preset_name):
-    """The KeypointJudgeConfig of a preset: "test", "cpu", "paper-mug" or "paper-natops"."""
+    """The KeypointJudgeConfig of a preset: "test", "cpu", "paper-mug", "paper-natops" or
+    "paper" (G3AN's, on MUG)."""
     if preset_name not in _PRESETS:
         raise ValueError(f"unknown keypoint judge preset {preset_name!r}; choose one of "
                          f"{', '.join(sorted(_PRESETS))}")

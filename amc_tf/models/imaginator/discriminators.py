@@ -11,7 +11,7 @@ from keras import ops
 
 from amc_tf.models.common import Network
 from amc_tf.models.imaginator.generator import class_map
-from amc_tf.models.imaginator.spectral_norm import SpectralConv2D, SpectralConv3D
+from amc_tf.models.spectral_norm import SpectralConv2D, SpectralConv3D
 
 
 @keras.saving.register_keras_serializable(package="amc_tf.imaginator")

@@ -1,5 +1,6 @@
 """Spectrally normalised convolutions (Miyato et al., "Spectral normalization for generative
-adversarial networks", ICLR 2018), as ImaGINator's discriminators use them (A.2).
+adversarial networks", ICLR 2018), shared by the families: ImaGINator's discriminators (A.2),
+G3AN's generator (SN transposed convolutions, F-SA's projections) and discriminators.
 
 W_SN = W / σ(W), σ(W) the largest singular value of the kernel as a matrix with one row per
 output channel (here its transpose: the kernel reshaped to (-1, filters)), estimated by power
@@ -15,6 +16,10 @@ an unnormalised layer) and the trained variable is the normalised kernel.
 Under tf.distribute every replica computes the same u from the same W and u; u is a
 non-trainable variable aggregated "only_first_replica", so its update inside a replica context
 is legal and keeps the replicas in step.
+
+Serialized names: the layers are registered under the package "amc_tf" and, for the two that
+existed before G3AN, also under their first package "amc_tf.imaginator", so `.keras` files saved
+then still load.
 """
 
 import keras
@@ -75,11 +80,18 @@ class SpectralConv(keras.layers.Layer):
         self.power_iterations = int(power_iterations)
         self.epsilon = float(epsilon)
 
+    def kernel_shape(self, channels):
+        """The kernel's shape for `channels` input channels (ops.conv's layout)."""
+        return self.kernel_size + (channels, self.filters)
+
+    def kernel_matrix(self, kernel):
+        """W^T: the kernel as a (-1, filters) matrix, one column per output channel."""
+        return ops.reshape(kernel, (-1, self.filters))
+
     def build(self, input_shape):
         channels = input_shape[-1]
         # The normalisation runs in float32 (autocast off); the kernel is cast afterwards.
-        self.kernel = self.add_weight(name="kernel",
-                                      shape=self.kernel_size + (channels, self.filters),
+        self.kernel = self.add_weight(name="kernel", shape=self.kernel_shape(channels),
                                       initializer="glorot_uniform", autocast=False)
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") \
             if self.use_bias else None
@@ -91,7 +103,7 @@ class SpectralConv(keras.layers.Layer):
     def normalized_kernel(self, training=False):
         """W / σ(W), float32; a training call first advances u by the power iteration."""
         kernel = ops.convert_to_tensor(self.kernel)
-        matrix = ops.reshape(kernel, (-1, self.filters))
+        matrix = self.kernel_matrix(kernel)
         if training:
             u, v = power_iteration(matrix, self.u, self.power_iterations, self.epsilon)
             self.u.assign(u)
@@ -101,9 +113,12 @@ class SpectralConv(keras.layers.Layer):
                 _l2_normalize(ops.matmul(u, ops.transpose(matrix)), self.epsilon))
         return kernel / spectral_norm(matrix, u, v)
 
+    def convolve(self, inputs, kernel):
+        return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding)
+
     def call(self, inputs, training=False):
         kernel = ops.cast(self.normalized_kernel(training=bool(training)), inputs.dtype)
-        x = ops.conv(inputs, kernel, strides=self.strides, padding=self.padding)
+        x = self.convolve(inputs, kernel)
         if self.bias is not None:
             x = x + ops.cast(self.bias, x.dtype)
         return x
@@ -126,7 +141,8 @@ class SpectralConv(keras.layers.Layer):
                 "power_iterations": self.power_iterations, "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package="amc_tf.imaginator")
+@keras.saving.register_keras_serializable(package="amc_tf")
+@keras.saving.register_keras_serializable(package="amc_tf.imaginator")   # first name (module doc)
 class SpectralConv2D(SpectralConv):
     """Spectrally normalised 2D convolution, (batch, H, W, C) -> (batch, H', W', filters).
 
@@ -137,7 +153,8 @@ class SpectralConv2D(SpectralConv):
     rank = 2
 
 
-@keras.saving.register_keras_serializable(package="amc_tf.imaginator")
+@keras.saving.register_keras_serializable(package="amc_tf")
+@keras.saving.register_keras_serializable(package="amc_tf.imaginator")   # first name (module doc)
 class SpectralConv3D(SpectralConv):
     """Spectrally normalised 3D convolution, (batch, T, H, W, C) -> (batch, T', H', W',
     filters).
@@ -147,3 +164,37 @@ class SpectralConv3D(SpectralConv):
     """
 
     rank = 3
+
+
+@keras.saving.register_keras_serializable(package="amc_tf")
+class SpectralConv3DTranspose(SpectralConv):
+    """Spectrally normalised transposed 3D convolution, (batch, T, H, W, C) -> (batch, T', H',
+    W', filters): T' = (T - 1) * s + k with "valid" padding (PyTorch's padding 0), T * s with
+    "same" (PyTorch's k4 s2 p1). σ is taken of the kernel with one column per output channel
+    (PyTorch's spectral_norm of a ConvTranspose normalises along its output channels too).
+
+    Example, G3AN's block-2 spatial convolution (PEERS.md: k4 s2 p1 over H, W):
+        SpectralConv3DTranspose(512, (1, 4, 4), strides=(1, 2, 2), padding="same")
+    """
+
+    rank = 3
+
+    def kernel_shape(self, channels):
+        return self.kernel_size + (self.filters, channels)     # ops.conv_transpose's layout
+
+    def kernel_matrix(self, kernel):
+        return ops.reshape(ops.swapaxes(kernel, -1, -2), (-1, self.filters))
+
+    def convolve(self, inputs, kernel):
+        return ops.conv_transpose(inputs, kernel, strides=self.strides, padding=self.padding)
+
+    def compute_output_shape(self, input_shape):
+        spatial = []
+        for size, k, s in zip(input_shape[1:-1], self.kernel_size, self.strides):
+            if size is None:
+                spatial.append(None)
+            elif self.padding == "same":
+                spatial.append(size * s)
+            else:
+                spatial.append((size - 1) * s + k)
+        return (input_shape[0], *spatial, self.filters)
