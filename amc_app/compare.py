@@ -7,7 +7,8 @@ budget, judged by the same judges with the one metric suite, side by side.
 OUT/judges/        the B.3 classifier and B.4 keypoint judge, trained once on DIR's real clips
                    (a later compare into the same OUT on the same data reuses them)
 OUT/<model>/       the model's training output (checkpoints, logs, generator) and
-                   contact_sheet.png: the same appearances, classes and seeds for every model
+                   contact_sheet.png: the same appearances (for the models that take one),
+                   classes and seeds for every model
 OUT/compare.md     the table: model, steps, train time, step time, generation latency, the suite
 OUT/compare.json   the same figures, and every model's per-class table
 
@@ -102,7 +103,9 @@ def _judges(config, data, train_pattern, eval_pattern, out, classifier_steps, st
 
 def sheet_requests(eval_pattern, config, rows, seed):
     """The contact sheets' requests, the same for every model: the first frame of the first
-    `rows` eval clips as y_a, class i mod C for row i, seed `seed + i`."""
+    `rows` eval clips as y_a (models without an appearance input, e.g. G3AN, leave it unused:
+    their rows differ from the others' from frame 0 on), class i mod C for row i, seed
+    `seed + i`."""
     import numpy as np
 
     from amc_tf.data import features

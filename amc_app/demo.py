@@ -2,7 +2,8 @@
 
 synth → TFX pipeline on the local engine (Beam ExampleGen, validation, classifier + AMC-GAN
 Trainers, TFMA Evaluator, Pusher) → the pushed model served over gRPC in the TF Serving API →
-one generation request per class from one appearance → GIFs and a contact sheet, plus the
+one generation request per class from one appearance (or from the class and seed alone, for a
+model without an appearance input) → GIFs and a contact sheet, plus the
 Evaluator's metric suite (the table `amc-tf evaluate` prints): generated-video accuracy next to
 the judge's real-clip accuracy, IS, H, SSIM / PSNR, classifier FID, B.4 keypoint accuracy.
 
@@ -126,7 +127,8 @@ def _run(args, home):
 
 
 def _serve_and_generate(layout, examples_uri, home, args):
-    """Starts the gRPC server on the pushed model and asks it for one video per class."""
+    """Starts the gRPC server on the pushed model and asks it for one video per class (from one
+    eval clip's first frame where the model takes an appearance)."""
     import numpy as np
 
     from pipeline import configs
@@ -139,8 +141,10 @@ def _serve_and_generate(layout, examples_uri, home, args):
                                 model_name=model_name, port=0)
     try:
         address = f"127.0.0.1:{model_server.port}"
-        appearance = _eval_appearance(examples_uri)
         metadata = client.get_metadata(address, model_name=model_name)
+        # Models without an appearance input (G3AN) generate from the class and seed only.
+        appearance = _eval_appearance(examples_uri) \
+            if "appearance" in metadata["signature_inputs"]["generate"] else None
         class_names = metadata["class_names"]
         videos = []
         outputs = {}
