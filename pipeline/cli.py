@@ -32,7 +32,7 @@ def _vertex_settings(args):
         raw_data_path=args.raw, image=args.image, model=args.model, preset=args.preset,
         dataset=args.dataset,
         num_classes=args.num_classes, gpu_machine_type=args.gpu_machine_type,
-        gpu_type=args.gpu_type, gpu_count=args.gpu_count)
+        gpu_type=args.gpu_type, gpu_count=args.gpu_count, replica_count=args.replica_count)
 
 
 def _compile_vertex(args):
@@ -56,6 +56,18 @@ def _submit_vertex(args):
                                service_account=args.service_account)
     print(f"submitted {job.resource_name}")
     return 0
+
+
+def _replica_count(text):
+    """argparse type of --replica-count: a whole number >= 1 (1 chief + N-1 workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number >= 1 (1 chief + N-1 worker machines), got {text!r}")
+    return value
 
 
 def _add_model_arg(p):
@@ -102,6 +114,9 @@ def register(subparsers):
     c.add_argument("--gpu-machine-type", default="a2-highgpu-1g")
     c.add_argument("--gpu-type", default="NVIDIA_TESLA_A100")
     c.add_argument("--gpu-count", type=int, default=1)
+    c.add_argument("--replica-count", type=_replica_count, default=1,
+                   help="GPU machines of the GAN Trainer's Vertex job: 1 chief + N-1 workers "
+                        "under MultiWorkerMirroredStrategy (default %(default)s)")
     c.add_argument("--output", default="vertex_pipeline.json")
     c.set_defaults(func=_compile_vertex)
 

@@ -2,8 +2,10 @@
 
 Thin: gathers the cloud settings and calls `create_pipeline`. Compiling needs no cloud access: the
 Trainers are referenced by module path (`run_fn`), so no module file is uploaded. The GAN Trainer
-runs as a Vertex AI Training job on a GPU machine (MirroredStrategy over its GPUs), ExampleGen's
-Beam job on Dataflow.
+runs as a Vertex AI Training job on a GPU machine (MirroredStrategy over its GPUs), or with
+`replica_count` > 1 on that many such machines (a chief pool and a worker pool: Vertex sets
+TF_CONFIG, the Trainer trains under MultiWorkerMirroredStrategy, docs/multi_worker.md);
+ExampleGen's Beam job on Dataflow.
 """
 
 import dataclasses
@@ -29,6 +31,8 @@ class VertexSettings:
     gpu_machine_type: str = "a2-highgpu-1g"
     gpu_type: str = "NVIDIA_TESLA_A100"
     gpu_count: int = 1
+    # GPU machines of the GAN Trainer's job (chief + replica_count - 1 workers).
+    replica_count: int = 1
     dataflow_machine_type: str = "n1-standard-8"
     container_repo_root: str = "/amc_tf"   # where the image holds this repo (schemas/)
     serving_model_dir: Optional[str] = None
@@ -40,6 +44,10 @@ class VertexSettings:
                 raise ValueError(f"{name} must be a gs:// path for Vertex AI, got {value!r}")
         if self.gpu_count < 1:
             raise ValueError(f"gpu_count must be >= 1, got {self.gpu_count}")
+        if isinstance(self.replica_count, bool) or not isinstance(self.replica_count, int) \
+                or self.replica_count < 1:
+            raise ValueError(f"replica_count (the GAN Trainer's machines: 1 chief + workers) "
+                             f"must be a whole number >= 1, got {self.replica_count!r}")
         if self.serving_model_dir is None:
             self.serving_model_dir = f"{self.pipeline_root.rstrip('/')}/serving_model/" \
                                      f"{configs.model_name(self.model)}"
@@ -59,19 +67,23 @@ def dataflow_beam_args(settings: VertexSettings):
 
 
 def vertex_training_args(settings: VertexSettings):
-    """Vertex AI custom-job spec for the model Trainer: one GPU machine, MirroredStrategy inside."""
-    return {
-        "project": settings.project,
-        "worker_pool_specs": [{
+    """Vertex AI custom-job spec for the model Trainer: one GPU machine (MirroredStrategy over
+    its GPUs), or with replica_count N > 1 the chief pool (1 replica) and a worker pool (N - 1)
+    of the same machine: Vertex sets TF_CONFIG on each, MultiWorkerMirroredStrategy follows."""
+    def pool(replicas):
+        return {
             "machine_spec": {
                 "machine_type": settings.gpu_machine_type,
                 "accelerator_type": settings.gpu_type,
                 "accelerator_count": settings.gpu_count,
             },
-            "replica_count": 1,
+            "replica_count": replicas,
             "container_spec": {"image_uri": settings.image},
-        }],
-    }
+        }
+    pools = [pool(1)]
+    if settings.replica_count > 1:
+        pools.append(pool(settings.replica_count - 1))
+    return {"project": settings.project, "worker_pool_specs": pools}
 
 
 def build_pipeline(settings: VertexSettings):

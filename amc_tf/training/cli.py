@@ -1,7 +1,9 @@
 """`amc-tf train`: the motion classifier and a model family on `amc-tf preprocess` output.
 
 No TensorFlow at import time (imports happen inside the handler). DATA and OUT may be local,
-gs:// or ram:// paths (everything goes through tf.io.gfile).
+gs:// or ram:// paths (everything goes through tf.io.gfile). With TF_CONFIG naming several
+workers, run the same command on each: they train together (MultiWorkerMirroredStrategy) and
+the chief writes OUT (docs/multi_worker.md).
 """
 
 import posixpath
@@ -14,7 +16,10 @@ def register(subparsers):
         "train", help="train the motion classifier and a model (outside TFX)",
         description="Trains on DATA/Split-train/*, samples DATA/Split-eval/*. Checkpoints in "
                     "OUT/model/checkpoints resume after a kill; TensorBoard logs in "
-                    "OUT/model/logs.")
+                    "OUT/model/logs. With TF_CONFIG naming several workers (as Vertex AI "
+                    "sets it), run the same command on every worker: they train as one "
+                    "(MultiWorkerMirroredStrategy, the batch split across them) and the chief "
+                    "writes OUT.")
     p.add_argument("--model", default=DEFAULT_FAMILY, choices=family_names(),
                    help="model family (default %(default)s)")
     p.add_argument("--preset", default="cpu", help="the family's preset (both families: "
@@ -54,6 +59,11 @@ def run(args):
 
 
 def _run(args):
+    from amc_tf.training import distribute
+    # First: a multi-worker strategy must exist before any TensorFlow op runs. One machine:
+    # TensorFlow's default strategy, as always here (the pipeline's Trainers mirror over GPUs).
+    strategy = distribute.choose_strategy() if distribute.cluster_workers() > 1 else None
+
     from amc_tf.data import datasets, preprocess
     from amc_tf.models import get_family
     from amc_tf.training import files, train
@@ -81,11 +91,15 @@ def _run(args):
         style = datasets.get(summary["dataset"])
         classifier, keypoint, judges = train.train_judges(
             config, train_pattern, eval_pattern, classifier_dir, args.classifier_steps,
-            style.num_landmarks, keypoint_judge=not args.no_keypoint_judge)
+            style.num_landmarks, strategy=strategy, keypoint_judge=not args.no_keypoint_judge)
         print(f"[train] judges on real clips: {judges}")
     model_dir = posixpath.join(args.out, "model")
     model = train.train_model(family, config, train_pattern, eval_pattern, model_dir,
-                              steps=args.steps, resume=not args.no_resume)
+                              steps=args.steps, strategy=strategy, resume=not args.no_resume)
+    if not distribute.is_chief(strategy):
+        print(f"[train] {distribute.task_label(strategy)} done: the chief saves the generator "
+              f"and evaluates")
+        return 0
     print(f"[train] generator saved to {posixpath.join(model_dir, family.generator_file())}")
     if classifier is None:
         return 0

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from amc_tf.inference import VelocityBank
+from amc_tf.training import distribute
 from amc_tf.models.classifier import build_classifier
 from amc_tf.models.saving import CLASSIFIER_FILE, save_model
 from amc_tf.training.data import (TRAIN_PART, VALIDATION_PART, holdout,
@@ -74,8 +75,15 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     (classifier, {"accuracy", "loss", "eval_clips", "validation_accuracy", "best_step"}) with
     accuracy and loss on the real eval clips (None when the eval split is empty: said on the
     console).
+
+    Under MultiWorkerMirroredStrategy every worker calls this with the same arguments (fit and
+    evaluate run on all of them, each on its share of the global batch); only the chief writes.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    multi_worker = distribute.is_multi_worker(strategy)
+    # Every worker shards the same sequence of batches (DATA sharding needs one shuffle seed).
+    shard = distribute.shard_by_data if multi_worker else (lambda ds: ds)
+    seed = _SHUFFLE_SEED if multi_worker else None
     batch = config.clf_batch_size
     steps = max(1, int(steps))
     per_epoch = min(steps, 50)
@@ -86,8 +94,8 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     if first_batch(train_pattern, config, 1, train_filter) is None:
         raise ValueError(f"no training clip in {train_pattern}: cannot train the classifier")
     # Appearance jitter: the judge must read motion, not the training subjects' clothes.
-    train_ds = make_classifier_dataset(train_pattern, config, batch, record_filter=train_filter,
-                                       augment=True)
+    train_ds = shard(make_classifier_dataset(train_pattern, config, batch, seed=seed,
+                                             record_filter=train_filter, augment=True))
     with strategy.scope():
         classifier = build_classifier(config)
         classifier.build()
@@ -100,9 +108,9 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     callbacks, fit_args = [], {}
     if validate:
         callbacks.append(KeepBestWeights())
-        fit_args["validation_data"] = make_classifier_dataset(
+        fit_args["validation_data"] = shard(make_classifier_dataset(
             train_pattern, config, batch, shuffle=False, repeat=False, drop_remainder=False,
-            record_filter=validation).cache()
+            record_filter=validation).cache())
     else:
         print(f"[train] too few training clips in {train_pattern} for a validation split: the "
               f"classifier keeps its last epoch", flush=True)
@@ -118,13 +126,14 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     else:
         eval_ds = make_classifier_dataset(eval_pattern, config, batch, shuffle=False,
                                           repeat=False, drop_remainder=False)
-        loss, accuracy = classifier.evaluate(eval_ds, verbose=0)
+        loss, accuracy = classifier.evaluate(shard(eval_ds), verbose=0)
         clips = int(sum(int(tf.shape(y)[0]) for _, y in eval_ds))
         metrics.update(accuracy=float(accuracy), loss=float(loss), eval_clips=clips)
     check_finite_weights(classifier, "the trained motion classifier")
-    save_model(classifier, posixpath.join(out_dir, CLASSIFIER_FILE))
-    write_config(out_dir, config)
-    write_json(posixpath.join(out_dir, CLASSIFIER_METRICS_FILE), metrics)
+    if distribute.is_chief(strategy):
+        save_model(classifier, posixpath.join(out_dir, CLASSIFIER_FILE))
+        write_config(out_dir, config)
+        write_json(posixpath.join(out_dir, CLASSIFIER_METRICS_FILE), metrics)
     return classifier, metrics
 
 
@@ -134,10 +143,17 @@ def train_judges(config, train_pattern, eval_pattern, out_dir, classifier_steps,
     """The evaluation's judges, trained on real clips and saved in `out_dir`: the B.3 classifier
     and (keypoint_judge) B.4's keypoint detector + heatmap classifier, whose size comes from the
     preset (`keypoint_judge.keypoint_judge_config(config.name)`). Returns what `load_judges`
-    reads back: (B.3 classifier, KeypointJudge or None, flat judge_metrics)."""
+    reads back: (B.3 classifier, KeypointJudge or None, flat judge_metrics).
+
+    Under MultiWorkerMirroredStrategy the B.3 classifier trains on every worker; B.4's keypoint
+    judge (not distributed) trains on the chief alone, and another worker returns
+    (its classifier, None, {}) as soon as the classifier is trained: the chief writes out_dir.
+    """
     from amc_tf.evaluation import KeypointJudge
     motion_classifier, _ = train_classifier(config, train_pattern, eval_pattern, out_dir,
                                             classifier_steps, strategy=strategy, verbose=verbose)
+    if not distribute.is_chief(strategy or tf.distribute.get_strategy()):
+        return motion_classifier, None, {}
     keypoint = None
     if keypoint_judge:
         from amc_tf.training import keypoint_judge as judge
@@ -191,14 +207,23 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     Only finite weights are saved. On resume the newest checkpoint that restores completely and
     holds finite weights is used; the ones skipped are named on the console (a kill while
     writing, a disk error), and if none can be used the error names each and the way out.
+
+    Multi-worker (`write_directory` not `directory`: a non-chief worker): the worker saves with
+    the others (a save reads synchronized variables through collectives) but into its own
+    `write_directory`; it restores from `directory`, the chief's.
     """
 
-    def __init__(self, directory, model, max_to_keep=2):
+    def __init__(self, directory, model, max_to_keep=2, write_directory=None):
         super().__init__()
         self.directory = directory
+        self.write_directory = write_directory or directory
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.checkpoint = tf.train.Checkpoint(model=model, step=self.step)
         self.restored_from = None
+        if self.write_directory != directory:     # a non-chief worker: never touches the chief's
+            self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_directory,
+                                                      max_to_keep=max_to_keep)
+            return
         try:
             self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                       max_to_keep=max_to_keep)
@@ -214,11 +239,21 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def _candidates(self):
         """Checkpoint prefixes, newest first: the index's and any ckpt-N on disk (an index
         rewritten by a crash may list none)."""
-        found = set(self.manager.checkpoints)
+        found = set(self._listed())
         for index in tf.io.gfile.glob(posixpath.join(self.directory, "ckpt-*.index")):
             found.add(index[:-len(".index")])
         number = lambda p: int(p.rsplit("-", 1)[1]) if p.rsplit("-", 1)[1].isdigit() else -1
         return sorted(found, key=number, reverse=True)
+
+    def _listed(self):
+        """The checkpoints the chief's index lists (read-only on a non-chief worker)."""
+        if self.write_directory == self.directory:
+            return self.manager.checkpoints
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except Exception:  # noqa: BLE001  unreadable: the chief sets it aside; ckpt-N still serve
+            return []
+        return list(state.all_model_checkpoint_paths) if state else []
 
     def restore(self):
         """Restores the newest usable checkpoint if any; returns the step it resumes at (0 if
@@ -248,7 +283,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def last_good(self):
         """Where the run would resume, for error messages."""
-        path = self.manager.latest_checkpoint
+        if self.write_directory == self.directory:
+            path = self.manager.latest_checkpoint
+        else:
+            try:
+                path = tf.train.latest_checkpoint(self.directory)
+            except Exception:  # noqa: BLE001  an unreadable index: for a message only
+                path = None
         return (f"the last good checkpoint is {path} (the same command resumes from it)" if path
                 else f"no checkpoint was saved yet in {self.directory}")
 
@@ -278,8 +319,15 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
     generated videos of the eval split to `log_dir` (default `out_dir/logs`; without eval clips
     the videos are skipped and the console says so), and the generator to
     `out_dir/<family.generator_file()>`. Returns the trained keras.Model.
+
+    Under MultiWorkerMirroredStrategy (`distribute.choose_strategy`) every worker calls this
+    with the same arguments: the global batch (config.batch_size) is split across the workers,
+    each worker restores from the chief's checkpoints, and only the chief writes to out_dir and
+    log_dir (the others' checkpoint copies go to a temporary directory, removed at the end).
     """
     strategy = strategy or tf.distribute.get_strategy()
+    multi_worker = distribute.is_multi_worker(strategy)
+    chief = distribute.is_chief(strategy)
     steps = int(steps or config.train_steps)
     log_dir = log_dir or posixpath.join(out_dir, "logs")
     per_epoch = max(1, min(config.steps_per_epoch, steps))
@@ -287,25 +335,37 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
     phases = _phase_epochs(family.training_phases(config), per_epoch, epochs)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
+    checkpoint_dir = posixpath.join(out_dir, CHECKPOINT_DIR)
+    write_dir = distribute.worker_write_dir(checkpoint_dir, strategy)
     try:
-        train_ds = make_model_dataset(train_pattern, config, config.batch_size)
+        if not multi_worker:
+            train_ds = make_model_dataset(train_pattern, config, config.batch_size)
         with strategy.scope():
             model = family.build(config)
-        checkpoint = TrainingCheckpoint(posixpath.join(out_dir, CHECKPOINT_DIR), model)
+        checkpoint = TrainingCheckpoint(checkpoint_dir, model, write_directory=write_dir)
         start = checkpoint.restore() if resume else 0
         if start:
             print(f"[train] resumed from step {start} ({checkpoint.restored_from})", flush=True)
-        write_config(out_dir, config)
+        if multi_worker:
+            # Every worker reads the same sequence of global batches (the same shuffle seed, a
+            # new one after a resume) and keeps its share of each.
+            train_ds = distribute.shard_by_data(make_model_dataset(
+                train_pattern, config, config.batch_size, seed=_SHUFFLE_SEED + start))
         step_fn = lambda: int(checkpoint.step.numpy())
         # The NaN guard runs first: a diverged step never reaches a summary or a checkpoint.
-        cbs = [StopOnNonFiniteLoss(family.name, per_epoch, checkpoint.last_good), checkpoint,
-               ScalarSummary(log_dir, step_fn)]
-        sample = first_batch(eval_pattern, config, min(4, config.batch_size))
-        if sample is None:
-            print(f"[train] {_no_eval(eval_pattern)}: training without the generated-video "
-                  f"summaries", flush=True)
+        cbs = [StopOnNonFiniteLoss(family.name, per_epoch, checkpoint.last_good), checkpoint]
+        if chief:
+            write_config(out_dir, config)
+            cbs.append(ScalarSummary(log_dir, step_fn))
+            sample = first_batch(eval_pattern, config, min(4, config.batch_size))
+            if sample is None:
+                print(f"[train] {_no_eval(eval_pattern)}: training without the generated-video "
+                      f"summaries", flush=True)
+            else:
+                cbs.append(VideoSummary(log_dir, family, model, config, sample, step_fn))
         else:
-            cbs.append(VideoSummary(log_dir, family, model, config, sample, step_fn))
+            print(f"[train] {distribute.task_label(strategy)}: the chief writes the checkpoints, "
+                  f"summaries and generator to {out_dir}", flush=True)
         cbs.extend(callbacks)
         initial_epoch = min(start // per_epoch, epochs)
         # A run stopped mid-epoch (a time budget) saved a partial epoch: it is trained again.
@@ -321,11 +381,17 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
                     break
         generator = family.generator(model)
         check_finite_weights(generator, f"the trained {family.name} generator")
-        save_model(generator, posixpath.join(out_dir, family.generator_file()))
+        if chief:
+            save_model(generator, posixpath.join(out_dir, family.generator_file()))
     finally:
+        distribute.remove_worker_dir(write_dir, checkpoint_dir)
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("float32")
     return model
+
+
+# The shuffle seed every worker of a multi-worker run shares (plus the step it resumes at).
+_SHUFFLE_SEED = 18
 
 
 def _phase_epochs(phases, per_epoch, epochs):

@@ -11,6 +11,7 @@ from pipeline.modules import common
 
 
 def run_fn(fn_args):
+    strategy = common.distribution_strategy()      # before any TensorFlow op (multi-worker)
     from amc_tf.training import train
 
     _, config, _, style = common.trainer_setup(fn_args)
@@ -21,5 +22,6 @@ def run_fn(fn_args):
         fn_args.serving_model_dir,
         classifier_steps=fn_args.train_steps,
         num_landmarks=style.num_landmarks,
-        strategy=common.distribution_strategy(),
+        strategy=strategy,
         keypoint_judge=bool((fn_args.custom_config or {}).get("keypoint_judge", True)))
+    common.finish_worker(fn_args, strategy)

@@ -45,6 +45,22 @@ def trainer_setup(fn_args):
 
 
 def distribution_strategy():
-    """MirroredStrategy over the local GPUs (or the CPU): losses scale by the global batch."""
+    """The Trainer's strategy (losses scale by the global batch): MirroredStrategy over the local
+    GPUs (or the CPU); MultiWorkerMirroredStrategy when TF_CONFIG names several workers (a
+    Vertex AI job with --replica-count > 1). Call it first in run_fn, before any TensorFlow op."""
+    from amc_tf.training import distribute
+    return distribute.choose_strategy()
+
+
+def finish_worker(fn_args, strategy):
+    """True on the chief (it goes on to save and export). On another worker of a multi-worker
+    run: makes `serving_model_dir` exist (TFX's executor checks it after every run_fn; the
+    chief writes the model there) and returns False."""
+    from amc_tf.training import distribute
+    if distribute.is_chief(strategy):
+        return True
     import tensorflow as tf
-    return tf.distribute.MirroredStrategy()
+    tf.io.gfile.makedirs(fn_args.serving_model_dir)
+    print(f"[trainer] {distribute.task_label(strategy)} done: the chief exports to "
+          f"{fn_args.serving_model_dir}", flush=True)
+    return False

@@ -1,5 +1,6 @@
 """Trainer module: a model family (custom_config "model", default AMC-GAN) under
-MirroredStrategy, exported for TF Serving + TFMA.
+MirroredStrategy (MultiWorkerMirroredStrategy on a multi-replica Vertex job: every replica
+trains, the chief exports), exported for TF Serving + TFMA.
 
 The export holds the serving signatures the family's contract names, the velocity bank of the
 training clips (§3.1, families with velocities) and the `classify_generated` evaluation
@@ -13,6 +14,7 @@ from pipeline.modules import common
 
 
 def run_fn(fn_args):
+    strategy = common.distribution_strategy()      # before any TensorFlow op (multi-worker)
     from amc_tf.training import train
     from serving.export import export_serving_model
 
@@ -23,9 +25,10 @@ def run_fn(fn_args):
     train_pattern = common.split_pattern(fn_args.train_files, "train")
     model = train.train_model(
         family, config, train_pattern, common.split_pattern(fn_args.eval_files, "eval"),
-        fn_args.model_run_dir, steps=fn_args.train_steps,
-        strategy=common.distribution_strategy(), resume=True,
+        fn_args.model_run_dir, steps=fn_args.train_steps, strategy=strategy, resume=True,
         log_dir=posixpath.join(fn_args.model_run_dir, "logs"))
+    if not common.finish_worker(fn_args, strategy):
+        return
     bank = train.build_velocity_bank(train_pattern, config) if family.uses_velocity else None
     export_serving_model(family, family.generator(model), classifier, config, class_names,
                          fn_args.serving_model_dir, velocity_bank=bank,
