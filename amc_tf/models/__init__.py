@@ -3,10 +3,13 @@
     family      the ModelFamily contract and the registry (`get_family`, `family_names`)
     amc_gan     AMC-GAN (Jang, Kim, Song, ICML 2018): presets, generator, D_a, D_m, AMCGAN
     imaginator  ImaGINator (Wang et al., WACV 2020): presets, G, D_V, D_I, Imaginator
+    g3an        G3AN (Wang et al., CVPR 2020), class-conditional: presets, G3 blocks, F-SA, D_V,
+                D_I, G3an
     family_config, common   what the families share: the judge's sizes and the config round
                 trip; network and adversarial-model bases
     classifier  the B.3 3D-CNN motion classifier: the judge of every family's videos
     convlstm    the ConvLSTM cell
+    spectral_norm  spectrally normalised (transposed) convolutions (ImaGINator, G3AN)
     saving      `.keras` save / load
 
 Importing this package does not import TensorFlow (the CLI lists the families without it).

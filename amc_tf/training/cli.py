@@ -22,8 +22,9 @@ def register(subparsers):
                     "writes OUT.")
     p.add_argument("--model", default=DEFAULT_FAMILY, choices=family_names(),
                    help="model family (default %(default)s)")
-    p.add_argument("--preset", default="cpu", help="the family's preset (both families: "
-                                                   "paper-mug, paper-natops, cpu, test)")
+    p.add_argument("--preset", default="cpu", help="the family's preset (AMC-GAN, ImaGINator: "
+                                                   "paper-mug, paper-natops, cpu, test; G3AN: "
+                                                   "paper, cpu, test)")
     p.add_argument("--data", required=True, help="amc-tf preprocess output directory")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: preset's)")
@@ -38,7 +39,7 @@ def register(subparsers):
     p.add_argument("--ablation", default="none",
                    help="a named ablation of the model family (AMC-GAN: a Table 4 row: none, "
                         "no-ya, no-ym, no-y, no-y-prime, no-da, no-dm, no-daux, no-gaux, "
-                        "no-rank; ImaGINator: none)")
+                        "no-rank; ImaGINator: none; G3AN: none, unconditional, no-fsa)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--mixed-precision", default=None, help="e.g. mixed_bfloat16")
