@@ -1,13 +1,17 @@
 """G3AN tests: the paper's sizes after every G3 block and in the discriminators (PEERS.md's
 table), a 2-step z_m giving 20 frames, F-SA (identity at γ = 0, attention rows summing to 1, the
 paper's equations), the spectrally normalised transposed convolution, the networks' own
-hyper-parameters and saving, a train step, training with checkpoints and resume, and the
-no-appearance path: export, gRPC `generate` with class and seed only, `amc-tf generate` without
---image, the suite with SSIM / PSNR not applicable, and compile-vertex --model g3an."""
+hyper-parameters and saving, a train step (also under a 2-replica MirroredStrategy), training
+with checkpoints and resume, and the no-appearance path: export, gRPC `generate` with class and
+seed only, `amc-tf generate` without --image, the suite with SSIM / PSNR not applicable, and
+compile-vertex --model g3an."""
 
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -21,10 +25,11 @@ from amc_tf.models.g3an.discriminators import (ImageDiscriminator, VideoDiscrimi
                                                build_image_discriminator,
                                                build_video_discriminator)
 from amc_tf.models.g3an.generator import G3Block, Generator, build_generator
-from amc_tf.models.g3an.model import G3an, generator_inputs
+from amc_tf.models.g3an.model import G3an
 from amc_tf.models.spectral_norm import SpectralConv3DTranspose
 
 FAMILY = get_family("g3an")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASS_NAMES = ["raise_both_arms", "raise_one_arm", "wave_one_arm"]
 NUM_KEYPOINTS = 9
 VERTEX_ARGS = dict(project="amc-test-project", region="europe-west4",
@@ -495,3 +500,67 @@ def test_vertex_spec_of_g3an(tmp_path):
     assert f"serving_model/{configs.model_name('g3an')}" in json.dumps(job)
     evaluator = json.dumps(spec["root"]["dag"]["tasks"]["Evaluator"])
     assert "ssim" not in evaluator and "psnr" not in evaluator
+
+
+# ---------------------------------------------------------------------- tf.distribute
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    from amc_tf.models.g3an.config import get_preset
+    from amc_tf.models.g3an.model import G3an
+
+    # D_I on every frame: the per-replica random frame draw does not change the loss.
+    c = get_preset("test", num_classes=4).replace(batch_size=4, image_d_frames=8)
+    rng = np.random.default_rng(0)
+    batch = {"video": rng.uniform(-1, 1, (4, 8, 32, 32, 3)).astype(np.float32),
+             "velocity": rng.uniform(-1, 1, (4, 7, 18)).astype(np.float32),
+             "motion_class": np.array([0, 1, 2, 3], np.int32),
+             "subject_id": np.arange(4),
+             "noise": rng.standard_normal((4, c.noise_dim)).astype(np.float32)}
+    ds = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()}).repeat()
+
+    def run(strategy, init=None):
+        with strategy.scope():
+            model = G3an(c)
+            # SGD: the update is linear in the averaged gradient.
+            model.compile(g_optimizer=keras.optimizers.SGD(0.1),
+                          d_optimizer=keras.optimizers.SGD(0.1))
+            model.build_all()
+        variables = [v for net in model.networks() for v in net.weights]
+        if init is not None:
+            for v, value in zip(variables, init):
+                v.assign(value)
+        before = [np.array(v.numpy()) for v in variables]
+        model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+        return before, [np.array(v.numpy()) for v in variables], variables
+
+    one_before, one_after, variables = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    _, two_after, _ = run(mirrored, init=one_before)
+    names = [v.path for v in variables]
+    for i, name in enumerate(names):
+        if name.endswith("/u"):      # spectral norms' u: the same as with one replica
+            np.testing.assert_allclose(two_after[i], one_after[i], atol=1e-4, err_msg=name)
+    # D step then G step against the updated Ds: the two-replica update equals the one-replica
+    # update up to float32 summation order.
+    update = np.concatenate([(a - z).ravel() for a, z in zip(one_after, one_before)])
+    gap = np.concatenate([(a - b).ravel() for a, b in zip(one_after, two_after)])
+    overall = float(np.linalg.norm(gap) / np.linalg.norm(update))
+    print("OVERALL", overall)
+    assert overall < 1e-3, overall
+    print("OK")
+""")
+
+
+@pytest.mark.slow
+def test_mirrored_two_replicas_match_one_replica():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]
