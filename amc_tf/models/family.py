@@ -26,6 +26,7 @@ import importlib
 FAMILIES = {
     "amc-gan": "amc_tf.models.amc_gan",
     "imaginator": "amc_tf.models.imaginator",
+    "twostreamvan": "amc_tf.models.twostreamvan",
     "g3an": "amc_tf.models.g3an",
 }
 DEFAULT_FAMILY = "amc-gan"
