@@ -130,8 +130,7 @@ class TwoStreamGenerator(Network):
                                                      training=training)
             return t + 1, frame, h, c, frames.write(t, frame)
 
-        frames = tf.TensorArray(tf.float32, size=steps, element_shape=first.shape[1:]
-                                if first.shape[0] is None else first.shape)
+        frames = tf.TensorArray(tf.float32, size=steps, element_shape=first.shape)
         _, _, _, _, frames = tf.while_loop(lambda t, *_: t < steps, body,
                                            (tf.constant(0), first, h, c, frames))
         return tf.concat([first[:, None], tf.transpose(frames.stack(), [1, 0, 2, 3, 4])],

@@ -333,6 +333,9 @@ class TwoStreamVAN(AdversarialModel):
         del tape
         return terms, grads
 
+    # No Python control flow on tensors here (tf.switch_case and tf.while_loop are explicit):
+    # autograph would only slow the trace.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         """One curriculum step (module doc); losses averaged over the global batch."""
         if isinstance(data, (tuple, list)):
