@@ -358,3 +358,22 @@ def _training_args(blob):
     found = walk(json.loads(blob))
     assert found is not None, "no worker_pool_specs in the compiled spec"
     return found
+
+
+def test_multi_worker_strategy_follows_tf_config():
+    """Several training tasks in TF_CONFIG: multi-worker; none, one, or only an evaluator beside
+    one worker: the single-machine strategy; a TF_CONFIG that is not JSON names itself."""
+    import tensorflow as tf
+    from amc_tf.training import distribute
+    cluster = lambda **jobs: {"TF_CONFIG": json.dumps({"cluster": jobs,
+                                                       "task": {"type": "worker", "index": 0}})}
+    assert distribute.cluster_workers({}) == 1
+    assert distribute.cluster_workers(cluster(worker=["a:1"])) == 1
+    assert distribute.cluster_workers(cluster(worker=["a:1"], evaluator=["b:1"])) == 1
+    assert distribute.cluster_workers(cluster(chief=["a:1"], worker=["b:1", "c:1"])) == 3
+    with pytest.raises(ValueError, match="TF_CONFIG is not a JSON object"):
+        distribute.cluster_workers({"TF_CONFIG": "chief=a:1"})
+    strategy = distribute.choose_strategy(cluster(worker=["a:1"]))
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    assert distribute.is_chief(strategy) and not distribute.is_multi_worker(strategy)
+    assert distribute.is_chief(None) and not distribute.is_multi_worker(None)

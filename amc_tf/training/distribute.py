@@ -41,7 +41,9 @@ def cluster_workers(environ=None):
 
 def choose_strategy(environ=None):
     """MultiWorkerMirroredStrategy when TF_CONFIG names more than one training task, else
-    MirroredStrategy (the local GPUs, or the CPU). Call it first: see the module docstring."""
+    MirroredStrategy (the local GPUs, or the CPU). Call it first: see the module docstring.
+    `environ` (default os.environ) decides which; TensorFlow's cluster resolver reads TF_CONFIG
+    from os.environ."""
     import tensorflow as tf
     if cluster_workers(environ) <= 1:
         return tf.distribute.MirroredStrategy()
