@@ -60,6 +60,7 @@ def test_presets_and_json_round_trip():
     # The other families' cpu / test sizes (shared judges).
     cpu, test = get_preset("cpu"), get_preset("test", num_classes=4)
     assert (cpu.num_frames, cpu.frame_size, cpu.frame_stride, cpu.num_classes) == (16, 32, 2, 12)
+    assert cpu.g_learning_rate == cpu.d_learning_rate == 2e-4      # the paper's (docs/g3an.md)
     assert (test.num_frames, test.frame_size, test.frame_stride, test.num_classes) == (8, 32, 4, 4)
     imaginator = get_family("imaginator")
     for name in ("cpu", "test"):
