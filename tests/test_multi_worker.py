@@ -377,3 +377,19 @@ def test_multi_worker_strategy_follows_tf_config():
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     assert distribute.is_chief(strategy) and not distribute.is_multi_worker(strategy)
     assert distribute.is_chief(None) and not distribute.is_multi_worker(None)
+
+
+def test_multi_worker_trainer_of_another_worker_leaves_the_export_to_the_chief(tmp_path):
+    """A Trainer's run_fn on a non-chief worker makes serving_model_dir exist (TFX's executor
+    checks it after run_fn) and writes nothing in it; on the chief it goes on to export."""
+    from types import SimpleNamespace
+    from pipeline.modules import common
+    worker = SimpleNamespace(extended=SimpleNamespace(should_checkpoint=False),
+                             cluster_resolver=SimpleNamespace(task_type="worker", task_id=1))
+    fn_args = SimpleNamespace(serving_model_dir=str(tmp_path / "worker" / "Format-Serving"))
+    assert common.finish_worker(fn_args, worker) is False
+    assert os.listdir(fn_args.serving_model_dir) == []
+    chief = SimpleNamespace(extended=SimpleNamespace(should_checkpoint=True))
+    fn_args = SimpleNamespace(serving_model_dir=str(tmp_path / "chief" / "Format-Serving"))
+    assert common.finish_worker(fn_args, chief) is True
+    assert not os.path.exists(fn_args.serving_model_dir)
