@@ -221,8 +221,10 @@ def test_model_config_round_trips():
 # ---------------------------------------------------------------------- curriculum
 def test_curriculum_draws_each_kind_with_its_probability():
     c = get_preset("test", num_classes=4).replace(schedule_steps=6000)
-    kinds = tf.map_fn(lambda s: draw_step_kind(s, c), tf.range(6000, dtype=tf.int64),
-                      fn_output_signature=tf.int32).numpy()
+    draws = tf.function(lambda n: tf.map_fn(lambda s: draw_step_kind(s, c),
+                                            tf.range(n, dtype=tf.int64),
+                                            fn_output_signature=tf.int32))
+    kinds = draws(6000).numpy()
     assert abs(np.mean(kinds == CONTENT) - 0.6) < 0.03
     # Motion steps: easier with p moving 0.9 -> 0.1 over the schedule (mean 0.86 in the first
     # tenth, 0.14 in the last), so the curriculum goes from easier to harder.
@@ -236,9 +238,7 @@ def test_curriculum_draws_each_kind_with_its_probability():
     assert abs(overall - 0.5) < 0.04
     assert np.sum(kinds == HARDER) > 0
     # The draw is a function of the step alone: again, the same.
-    again = tf.map_fn(lambda s: draw_step_kind(s, c), tf.range(100, dtype=tf.int64),
-                      fn_output_signature=tf.int32).numpy()
-    np.testing.assert_array_equal(again, kinds[:100])
+    np.testing.assert_array_equal(draws(100).numpy(), kinds[:100])
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""

@@ -118,7 +118,9 @@ class TwoStreamGenerator(Network):
 
     def rollout(self, first_frame, motion_class, motion, training=False):
         """Frames 1..T-1 from frame 0, each from the previous generated one: (batch, T, ...).
-        A tf.while_loop over the T-1 steps: the graph does not grow with T."""
+        Training (the harder step's prior video) runs a tf.while_loop, so the graph and its
+        gradient do not grow with T; generation unrolls the T-1 steps (a graph without loop
+        bodies: profilers and XLA see every op)."""
         steps = self.num_frames - 1
         first = tf.cast(first_frame, tf.float32)
         motion = tf.transpose(tf.reshape(tf.cast(motion, tf.float32),
@@ -131,8 +133,14 @@ class TwoStreamGenerator(Network):
             return t + 1, frame, h, c, frames.write(t, frame)
 
         frames = tf.TensorArray(tf.float32, size=steps, element_shape=first.shape)
-        _, _, _, _, frames = tf.while_loop(lambda t, *_: t < steps, body,
-                                           (tf.constant(0), first, h, c, frames))
+        if training:
+            _, _, _, _, frames = tf.while_loop(lambda t, *_: t < steps, body,
+                                               (tf.constant(0), first, h, c, frames))
+        else:
+            loop = (0, first, h, c, frames)
+            for _ in range(steps):
+                loop = body(*loop)
+            frames = loop[-1]
         return tf.concat([first[:, None], tf.transpose(frames.stack(), [1, 0, 2, 3, 4])],
                          axis=1)
 
