@@ -107,7 +107,9 @@ def register(subparsers):
     c.add_argument("--raw", required=True, help="gs:// raw clips")
     c.add_argument("--image", required=True, help="container image with amc_tf installed")
     _add_model_arg(c)
-    c.add_argument("--preset", default="paper-natops", choices=sorted(configs.RUN_SETTINGS))
+    c.add_argument("--preset", default=None, choices=sorted(configs.RUN_SETTINGS),
+                   help="default: the model's paper preset (paper-natops for amc-gan and "
+                        "imaginator, paper-mug for twostreamvan, paper for g3an)")
     c.add_argument("--dataset", default=configs.DATASET, choices=datasets.names())
     c.add_argument("--num-classes", type=int, default=None,
                    help="accept only the first N classes of the raw data (default: all)")

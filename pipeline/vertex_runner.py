@@ -23,7 +23,7 @@ class VertexSettings:
     pipeline_root: str            # gs://bucket/path: artifacts of every run
     raw_data_path: str            # gs://bucket/raw: clips in the adapter's layout
     image: str                    # container image with amc_tf installed (see README)
-    preset: str = "paper-natops"
+    preset: Optional[str] = None  # default: the family's paper preset (default_preset)
     dataset: str = "gestures"
     model: str = DEFAULT_FAMILY
     # Classes ExampleGen accepts (the first N of classes.txt); None: all it lists.
@@ -48,9 +48,23 @@ class VertexSettings:
                 or self.replica_count < 1:
             raise ValueError(f"replica_count (the GAN Trainer's machines: 1 chief + workers) "
                              f"must be a whole number >= 1, got {self.replica_count!r}")
+        if self.preset is None:
+            self.preset = default_preset(self.model)
+        if self.preset not in configs.RUN_SETTINGS:
+            raise ValueError(f"preset {self.preset!r} has no run settings; choose from "
+                             f"{sorted(configs.RUN_SETTINGS)}")
         if self.serving_model_dir is None:
             self.serving_model_dir = f"{self.pipeline_root.rstrip('/')}/serving_model/" \
                                      f"{configs.model_name(self.model)}"
+
+
+def default_preset(model):
+    """The preset a Vertex run trains by default: the family's paper sizes (paper-natops where
+    the family has it, AMC-GAN's and ImaGINator's; else its first paper preset)."""
+    from amc_tf.models import get_family
+    presets = get_family(model).presets
+    paper = [p for p in presets if p.startswith("paper")]
+    return "paper-natops" if "paper-natops" in presets else (paper or list(presets))[0]
 
 
 def dataflow_beam_args(settings: VertexSettings):

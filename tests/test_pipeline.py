@@ -149,6 +149,17 @@ def test_vertex_settings_reject_local_paths():
     from pipeline import vertex_runner
     with pytest.raises(ValueError, match="pipeline_root must be a gs:// path"):
         vertex_runner.VertexSettings(**{**VERTEX_ARGS, "pipeline_root": "/tmp/root"})
+    with pytest.raises(ValueError, match="has no run settings"):
+        vertex_runner.VertexSettings(**{**VERTEX_ARGS, "preset": "huge"})
+
+
+def test_vertex_default_preset_is_the_familys_paper_preset():
+    """compile-vertex without --preset trains each family at its own paper sizes."""
+    from pipeline import vertex_runner
+    expected = {"amc-gan": "paper-natops", "imaginator": "paper-natops",
+                "twostreamvan": "paper-mug", "g3an": "paper"}
+    for model, preset in expected.items():
+        assert vertex_runner.VertexSettings(**VERTEX_ARGS, model=model).preset == preset, model
 
 
 def test_submit_vertex_builds_pipeline_job_without_sending(vertex_spec):

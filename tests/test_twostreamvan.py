@@ -447,9 +447,9 @@ def test_vertex_spec_of_twostreamvan(tmp_path):
                 raw_data_path="gs://amc-test-bucket/raw",
                 image="europe-docker.pkg.dev/amc-test-project/amc/amc-tf:0.1.0")
     out = str(tmp_path / "twostreamvan_vertex.json")
-    # VertexSettings' default preset is paper-natops, which TwoStreamVAN has not: paper-mug.
+    # No --preset: the family's paper preset, paper-mug.
     vertex_runner.compile_pipeline(
-        vertex_runner.VertexSettings(**args, model="twostreamvan", preset="paper-mug"), out)
+        vertex_runner.VertexSettings(**args, model="twostreamvan"), out)
     with open(out) as f:
         job = json.load(f)
     spec = job["pipelineSpec"]
