@@ -213,6 +213,22 @@ def family_config(family, preset, summary, style):
                          num_keypoints=style.num_keypoints)
 
 
+def real_clip_bound(report):
+    """{metric: value} of the real eval clips under the B.3 judge (accuracy, IS, H(y), H(y|v)),
+    from the first model's table that has them: every model of a compare shares judge and clips
+    (None when no table has them)."""
+    from amc_tf.metrics import suite
+    pairs = ((suite.ACCURACY, suite.REAL_ACCURACY),
+             (suite.INCEPTION_SCORE, suite.REAL_INCEPTION_SCORE),
+             (suite.INTER_ENTROPY, suite.REAL_INTER_ENTROPY),
+             (suite.INTRA_ENTROPY, suite.REAL_INTRA_ENTROPY))
+    for m in report["models"].values():
+        overall = m["suite"].get("overall", {})
+        if all(overall.get(real) is not None for _, real in pairs):
+            return {metric: overall[real] for metric, real in pairs}
+    return None
+
+
 def format_markdown(report):
     """compare.md: one row per model (steps, times, the suite overall), then the judges."""
     from amc_tf.metrics import suite
@@ -239,6 +255,13 @@ def format_markdown(report):
                  ms(m["generation_latency_s"])]
         cells += [suite.format_value(overall.get(metric)) if overall.get(metric) is not None
                   else suite.NOT_APPLICABLE for metric in suite.METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    bound = real_clip_bound(report)
+    if bound:
+        # TwoStreamVAN's Table 2 "real" row: the judge's own figures on the real clips.
+        cells = ["real clips (bound)", "", "", "", ""] + [
+            suite.format_value(bound[metric]) if metric in bound else ""
+            for metric in suite.METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Judges (trained once on the real clips, shared by every model whose frames "
                   "and classes agree):", ""]

@@ -50,6 +50,15 @@ def test_compare_cli_tabulates_every_model_alike(data, tmp_path, capsys):
             report["models"][models[0]]["suite"]["overall"][suite.REAL_ACCURACY]
         assert 0.0 <= overall[suite.ACCURACY] <= 1.0
         sheets.append(np.asarray(Image.open(m["contact_sheet"])))
+    # The real clips' row (TwoStreamVAN's Table 2 bound): the judge on the real clips.
+    bound = next(line for line in table.splitlines() if line.startswith("| real clips"))
+    assert len(bound.split("|")) == len(header.split("|"))
+    real = report["models"][models[0]]["suite"]["overall"]
+    assert compare.real_clip_bound(report) == {
+        suite.ACCURACY: real[suite.REAL_ACCURACY],
+        suite.INCEPTION_SCORE: real[suite.REAL_INCEPTION_SCORE],
+        suite.INTER_ENTROPY: real[suite.REAL_INTER_ENTROPY],
+        suite.INTRA_ENTROPY: real[suite.REAL_INTRA_ENTROPY]}
     # One judge directory: the test presets agree on frames and classes.
     assert os.listdir(os.path.join(out, compare.JUDGES_DIR)) == ["0"]
     # The same appearances in the contact sheets of the models that take one (frame 0 is y_a):

@@ -163,6 +163,35 @@ def test_suite_table_says_not_applicable_never_zero():
     assert set(table) == {"overall", "a", "b", "c"}
 
 
+def test_real_clip_bound_is_the_class_statistics_of_the_real_clips():
+    """TwoStreamVAN's Table 2 "real" rows: IS, H(y), H(y|v) of the judge on the real clips."""
+    from amc_tf.metrics import class_distribution, suite
+    labels = np.array([0, 1, 2, 0, 1])
+    out = _suite_outputs(5)
+    table = suite.per_class_table(out, labels, ["a", "b", "c"], suite.applicable_metrics(out))
+    real = out[suite.REAL_PROBABILITIES]
+    overall = table["overall"]
+    assert overall[suite.REAL_INCEPTION_SCORE] == pytest.approx(
+        class_distribution.inception_score(real))
+    assert overall[suite.REAL_INTER_ENTROPY] == pytest.approx(
+        class_distribution.inter_entropy(real))
+    assert overall[suite.REAL_INTRA_ENTROPY] == pytest.approx(
+        class_distribution.intra_entropy(real))
+    # The generated videos' figures are the generated probabilities' (a different set here).
+    assert overall[suite.INCEPTION_SCORE] == pytest.approx(
+        class_distribution.inception_score(out[suite.PROBABILITIES]))
+    # Exact when merged, like every figure of the suite.
+    halves = suite.SuiteStats().add({k: v[:2] for k, v in out.items()}, labels[:2]).merge(
+        suite.SuiteStats().add({k: v[2:] for k, v in out.items()}, labels[2:]))
+    assert halves.value(suite.REAL_INCEPTION_SCORE) == pytest.approx(
+        overall[suite.REAL_INCEPTION_SCORE])
+    # Without the real clips' probabilities there is no bound.
+    no_real = {k: v for k, v in out.items() if k != suite.REAL_PROBABILITIES}
+    table = suite.per_class_table(no_real, labels, ["a", "b", "c"],
+                                  suite.applicable_metrics(no_real))
+    assert suite.REAL_INCEPTION_SCORE not in table["overall"]
+
+
 def _write_keyed_examples(path, labels):
     """Examples holding only `key` (their row in the fake model's outputs) and the label."""
     import tensorflow as tf

@@ -52,6 +52,13 @@ REAL_KEYPOINT_ACCURACY = "real_keypoint_accuracy"
 METRICS = (ACCURACY, REAL_ACCURACY, ACCURACY_RATIO, INCEPTION_SCORE, INTER_ENTROPY,
            INTRA_ENTROPY, SSIM_METRIC, PSNR_METRIC, CLASSIFIER_FID, KEYPOINT_ACCURACY,
            REAL_KEYPOINT_ACCURACY)
+# The real-clip bound of the class-distribution figures (TwoStreamVAN's Table 2 "real" rows): the
+# same statistics of the classifier's p(y|v) on the real clips. Reported beside a model's figures
+# (`per_class_table`, `amc-tf compare`), never gated or sliced by the Evaluator.
+REAL_INCEPTION_SCORE = "real_inception_score"
+REAL_INTER_ENTROPY = "real_inter_entropy_h_y"
+REAL_INTRA_ENTROPY = "real_intra_entropy_h_y_given_v"
+REAL_BOUND = (REAL_INCEPTION_SCORE, REAL_INTER_ENTROPY, REAL_INTRA_ENTROPY)
 # Metrics where a smaller value is better (the "worst class" is then the largest).
 LOWER_IS_BETTER = (INTRA_ENTROPY, CLASSIFIER_FID)
 
@@ -65,6 +72,8 @@ METRIC_OUTPUTS = {
     CLASSIFIER_FID: (GENERATED_FEATURES, REAL_FEATURES),
     KEYPOINT_ACCURACY: (KEYPOINT_PROBABILITIES,),
     REAL_KEYPOINT_ACCURACY: (REAL_KEYPOINT_PROBABILITIES,),
+    REAL_INCEPTION_SCORE: (REAL_PROBABILITIES,), REAL_INTER_ENTROPY: (REAL_PROBABILITIES,),
+    REAL_INTRA_ENTROPY: (REAL_PROBABILITIES,),
 }
 
 DESCRIPTIONS = {
@@ -79,6 +88,9 @@ DESCRIPTIONS = {
     CLASSIFIER_FID: "Fréchet distance, B.3 penultimate features",
     KEYPOINT_ACCURACY: "B.4 keypoint-based accuracy, generated",
     REAL_KEYPOINT_ACCURACY: "B.4 keypoint-based accuracy, real",
+    REAL_INCEPTION_SCORE: "Inception Score of the real clips (the bound)",
+    REAL_INTER_ENTROPY: "H(y) of the real clips",
+    REAL_INTRA_ENTROPY: "H(y|v) of the real clips",
 }
 
 
@@ -104,6 +116,8 @@ class SuiteStats:
     counts: dict = dataclasses.field(default_factory=dict)     # output -> clips seen
     sums: dict = dataclasses.field(default_factory=dict)       # ssim / psnr -> sum
     classes: ClassDistributionStats = dataclasses.field(default_factory=ClassDistributionStats)
+    real_classes: ClassDistributionStats = dataclasses.field(
+        default_factory=ClassDistributionStats)
     real_features: FeatureMoments = dataclasses.field(default_factory=FeatureMoments)
     generated_features: FeatureMoments = dataclasses.field(default_factory=FeatureMoments)
 
@@ -122,6 +136,8 @@ class SuiteStats:
                 self.counts[name] = self.counts.get(name, 0) + n
         if PROBABILITIES in outputs:
             self.classes.add(outputs[PROBABILITIES])
+        if REAL_PROBABILITIES in outputs:
+            self.real_classes.add(outputs[REAL_PROBABILITIES])
         for name in (SSIM, PSNR):
             if name in outputs:
                 self.sums[name] = self.sums.get(name, 0.0) + float(
@@ -139,6 +155,7 @@ class SuiteStats:
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
         self.classes.merge(other.classes)
+        self.real_classes.merge(other.real_classes)
         self.real_features.merge(other.real_features)
         self.generated_features.merge(other.generated_features)
         return self
@@ -166,6 +183,12 @@ class SuiteStats:
             return self.classes.inter_entropy()
         if metric == INTRA_ENTROPY:
             return self.classes.intra_entropy()
+        if metric == REAL_INCEPTION_SCORE:
+            return self.real_classes.inception_score()
+        if metric == REAL_INTER_ENTROPY:
+            return self.real_classes.inter_entropy()
+        if metric == REAL_INTRA_ENTROPY:
+            return self.real_classes.intra_entropy()
         if metric == SSIM_METRIC:
             return self._mean(SSIM)
         if metric == PSNR_METRIC:
@@ -183,8 +206,11 @@ class SuiteStats:
 
 
 def per_class_table(outputs, labels, class_names, metrics):
-    """{"overall": {metric: value}, "<class name>": {...}} from whole-set outputs (numpy)."""
+    """{"overall": {metric: value}, "<class name>": {...}} from whole-set outputs (numpy); the
+    real-clip bound (REAL_BOUND) joins `metrics` where the real clips' probabilities are there."""
     labels = np.asarray(labels).reshape(-1)
+    metrics = list(metrics) + [m for m in REAL_BOUND if m not in metrics and
+                               applicable(m, outputs)]
     table = {"overall": SuiteStats().add(outputs, labels).values(metrics)}
     for c, name in enumerate(class_names):
         rows = labels == c
