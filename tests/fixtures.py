@@ -123,3 +123,148 @@ def check_network_hyper_parameters(network, args, output_ok):
     assert set(named) == set(args)
     stored = json.loads(json.dumps(config))
     assert network.from_config(stored).get_config() == config
+
+
+_TWO_REPLICAS_SCRIPT = """
+import importlib, sys
+import keras
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+from amc_tf.models import get_family
+
+family = get_family(sys.argv[1])
+c = family.config("test", num_classes=4).replace(batch_size=4, **eval(sys.argv[2]))
+module, _, name = family.model_class.partition(":")
+model_class = getattr(importlib.import_module(module), name)
+rng = np.random.default_rng(0)
+batch = {"video": rng.uniform(-1, 1, (4, c.num_frames, c.frame_size, c.frame_size, 3)),
+         "velocity": rng.uniform(-1, 1, (4, c.num_frames - 1, 2 * c.num_keypoints)),
+         "motion_class": np.array([0, 1, 2, 3], np.int32), "subject_id": np.arange(4),
+         "noise": rng.standard_normal((4, *family.noise_shape(c)))}
+batch = {k: tf.constant(v.astype(np.float32) if v.dtype == np.float64 else v)
+         for k, v in batch.items()}
+ds = tf.data.Dataset.from_tensors(batch).repeat()
+
+def run(strategy, init=None):
+    with strategy.scope():
+        model = model_class(c)
+        # SGD: the update is linear in the averaged gradient.
+        model.compile(g_optimizer=keras.optimizers.SGD(0.1),
+                      d_optimizer=keras.optimizers.SGD(0.1))
+        model.build_all()
+    variables = [v for net in model.networks() for v in net.weights]
+    if init is not None:
+        for v, value in zip(variables, init):
+            v.assign(value)
+    before = [np.array(v.numpy()) for v in variables]
+    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+    return before, [np.array(v.numpy()) for v in variables], variables
+
+one_before, one_after, variables = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert mirrored.num_replicas_in_sync == 2
+_, two_after, _ = run(mirrored, init=one_before)
+# Spectral norms' u: advanced in the replica context, the same as with one replica.
+names = [v.path for v in variables]
+us = [i for i, n in enumerate(names) if n.endswith("/u")]
+print("SPECTRAL_U", len(us))
+for i in us:
+    assert not np.allclose(one_after[i], one_before[i]), names[i]
+    np.testing.assert_allclose(two_after[i], one_after[i], atol=1e-4, err_msg=names[i])
+# The update equals the one-replica update up to float32 summation order (as
+# tests/test_model_mirrored.py measures it for AMC-GAN).
+update = np.concatenate([(a - z).ravel() for a, z in zip(one_after, one_before)])
+gap = np.concatenate([(a - b).ravel() for a, b in zip(one_after, two_after)])
+overall = float(np.linalg.norm(gap) / np.linalg.norm(update))
+print("OVERALL", overall)
+assert overall < 1e-3, overall
+print("OK")
+"""
+
+
+def check_two_replicas_match_one(family_name, **config_changes):
+    """One D-then-G step of a two-optimizer GAN family (`compile(g_optimizer, d_optimizer)`) at
+    the test preset, batch 4, under a 2-replica MirroredStrategy on two virtual CPUs against one
+    replica from the same weights: the same update (relative gap < 1e-3) and the same spectral
+    norm vectors. Runs in a subprocess (the virtual CPUs must be set before TensorFlow starts);
+    returns the number of spectral norm `u` vectors it compared."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", _TWO_REPLICAS_SCRIPT, family_name,
+                           repr(config_changes)], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "OK" in proc.stdout, \
+        proc.stdout[-3000:] + proc.stderr[-5000:]
+    return int(proc.stdout.split("SPECTRAL_U")[1].split()[0])
+
+
+def train_and_resume(family, directory, capsys):
+    """`train.train_model` of `family` at the test preset: 10 steps (checkpoints, the saved
+    generator, TensorBoard scalars and videos, config.json), then the same command for 15 steps
+    resumes at step 10. Returns (the resumed model, its config) for the family's own checks."""
+    from amc_tf.training import train
+    c = family.config("test", num_classes=4)
+    pattern = write_clips(os.path.join(directory, "data"), 8, 4, c.num_keypoints, seed=0)
+    evals = write_clips(os.path.join(directory, "data"), 4, 4, c.num_keypoints, seed=1,
+                        split="eval")
+    out = os.path.join(directory, "out")
+    train.train_model(family, c, pattern, evals, out, steps=10, verbose=0)
+    assert sorted(os.listdir(os.path.join(out, "checkpoints")))[0] == "checkpoint"
+    assert os.path.exists(os.path.join(out, family.generator_file()))
+    assert os.listdir(os.path.join(out, "logs", "videos"))             # TensorBoard videos
+    assert os.listdir(os.path.join(out, "logs", "train"))              # TensorBoard scalars
+    model = train.train_model(family, c, pattern, evals, out, steps=15, verbose=0)
+    assert "resumed from step 10" in capsys.readouterr().out
+    with open(os.path.join(out, "config.json")) as f:
+        assert family.config_from_json(f.read()) == c
+    return model, c
+
+
+def export_test_model(family, export_dir, num_classes=3):
+    """An untrained `family` model at the test preset (seeded), exported with an untrained B.3
+    classifier to `export_dir` (classes "a", "b", ...). Returns (metadata, config)."""
+    import tensorflow as tf
+
+    from amc_tf.models.classifier import build_classifier
+    from serving import export
+    c = family.config("test", num_classes=num_classes)
+    tf.keras.utils.set_random_seed(0)
+    model = family.build(c)
+    classifier = build_classifier(c)
+    classifier.build()
+    names = [chr(ord("a") + i) for i in range(num_classes)]
+    metadata = export.export_serving_model(family, family.generator(model), classifier, c,
+                                           names, export_dir, velocity_bank=None)
+    return metadata, c, model
+
+
+def check_export_generates_by_class(family, export_dir):
+    """Exports a test-preset `family` that takes y_a and no velocities; its `generate`
+    signature (appearance, class, seed) gives uint8 64x64 videos whose frame 0 is y_a, which
+    change with the class and not between two calls with the same seed. Returns (the loaded
+    SavedModel, config)."""
+    import tensorflow as tf
+    metadata, c, _ = export_test_model(family, export_dir)
+    assert metadata["model"] == family.name
+    assert metadata["signature_inputs"] == {"generate": ["appearance", "motion_class", "seed"]}
+    loaded = tf.saved_model.load(export_dir)
+    assert "generate_with_velocity" not in loaded.signatures
+    clips = make_clips(2, 3, c.num_keypoints, seed=3)
+    request = dict(appearance=tf.constant(np.repeat(clips["video"][:1, 0], 3, axis=0)),
+                   motion_class=tf.constant([0, 1, 2], tf.int32),
+                   seed=tf.constant([7, 7, 7], tf.int64))
+    video = loaded.signatures["generate"](**request)["video"].numpy()
+    assert video.shape == (3, c.num_frames, 64, 64, 3) and video.dtype == np.uint8
+    np.testing.assert_array_equal(video[:, 0], request["appearance"].numpy())   # frame 0 = y_a
+    diffs = [np.abs(video[i, 1:].astype(int) - video[j, 1:].astype(int)).mean()
+             for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert min(diffs) > 0.0, diffs                                       # the class matters
+    again = loaded.signatures["generate"](**request)["video"].numpy()
+    np.testing.assert_array_equal(video, again)                          # same seed, same video
+    return loaded, c

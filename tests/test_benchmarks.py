@@ -107,21 +107,11 @@ def test_sharpness_ratio_reads_blur_and_the_first_frame_artifact():
 
 def test_bench_quality_on_an_exported_model(tmp_path):
     """The quality benchmark's row for an exported (untrained) model on serialized clips."""
-    import tensorflow as tf
-
-    from amc_tf.models import get_family
-    from amc_tf.models.classifier import build_classifier
-    from serving import export
     import fixtures
+    from amc_tf.models import get_family
     family = get_family("imaginator")
-    c = family.config("test", num_classes=3)
-    tf.keras.utils.set_random_seed(0)
-    model = family.build(c)
-    classifier = build_classifier(c)
-    classifier.build()
     export_dir = str(tmp_path / "saved_model")
-    export.export_serving_model(family, family.generator(model), classifier, c,
-                                ["a", "b", "c"], export_dir, velocity_bank=None)
+    _, c, model = fixtures.export_test_model(family, export_dir)
     data = str(tmp_path / "data")
     fixtures.write_clips(data, 5, 3, c.num_keypoints, seed=4, split="eval")
     fixtures.write_summary(data, 3)

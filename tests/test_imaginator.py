@@ -4,10 +4,6 @@ train step on CPU, overfitting a tiny batch, training with checkpoints and resum
 export, and a 2-replica MirroredStrategy step."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -16,15 +12,13 @@ import tensorflow as tf
 import fixtures as testing
 from amc_tf.models import get_family
 from amc_tf.models.imaginator.config import ImaginatorConfig, get_preset
-from amc_tf.models.imaginator.discriminators import (ImageDiscriminator, VideoDiscriminator,
-                                                     build_image_discriminator,
-                                                     build_video_discriminator)
+from amc_tf.models.imaginator.discriminators import VideoDiscriminator, build_video_discriminator
+from amc_tf.models.image_discriminator import ImageDiscriminator, build_image_discriminator
 from amc_tf.models.imaginator.generator import Generator, build_generator
 from amc_tf.models.imaginator.model import Imaginator, generator_inputs
 from amc_tf.models.spectral_norm import SpectralConv2D, SpectralConv3D
 
 FAMILY = get_family("imaginator")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def conditions_of(batch):
@@ -281,55 +275,14 @@ def test_tiny_model_overfits_tiny_batch():
 
 
 def test_train_model_checkpoints_and_resumes(tmp_path, capsys):
-    from amc_tf.training import train
-    c = FAMILY.config("test", num_classes=4)
-    pattern = testing.write_clips(str(tmp_path / "data"), 8, 4, c.num_keypoints, seed=0)
-    evals = testing.write_clips(str(tmp_path / "data"), 4, 4, c.num_keypoints, seed=1,
-                                split="eval")
-    out = str(tmp_path / "out")
-    train.train_model(FAMILY, c, pattern, evals, out, steps=10, verbose=0)
-    assert sorted(os.listdir(os.path.join(out, "checkpoints")))[0] == "checkpoint"
-    assert os.path.exists(os.path.join(out, "generator.keras"))
-    assert os.listdir(os.path.join(out, "logs", "videos"))             # TensorBoard videos
-    model = train.train_model(FAMILY, c, pattern, evals, out, steps=15, verbose=0)
-    assert "resumed from step 10" in capsys.readouterr().out
+    model, _ = testing.train_and_resume(FAMILY, str(tmp_path), capsys)
     assert int(model.g_optimizer.iterations.numpy()) == 15 == \
         int(model.d_optimizer.iterations.numpy())
-    assert FAMILY.config_from_json(open(os.path.join(out, "config.json")).read()) == c
 
 
 # ---------------------------------------------------------------------- serving
 def test_export_serves_class_dependent_videos(tmp_path):
-    from amc_tf.models.classifier import build_classifier
-    from serving import export
-    c = FAMILY.config("test", num_classes=3)
-    tf.keras.utils.set_random_seed(0)
-    model = FAMILY.build(c)
-    classifier = build_classifier(c)
-    classifier.build()
-    names = ["a", "b", "c"]
-    export_dir = str(tmp_path / "saved_model")
-    metadata = export.export_serving_model(FAMILY, FAMILY.generator(model), classifier, c,
-                                           names, export_dir, velocity_bank=None)
-    assert metadata["model"] == "imaginator"
-    assert metadata["signature_inputs"] == {"generate": ["appearance", "motion_class", "seed"]}
-    loaded = tf.saved_model.load(export_dir)
-    assert "generate_with_velocity" not in loaded.signatures
-    clips = testing.make_clips(2, 3, c.num_keypoints, seed=3)
-    appearance = tf.constant(np.repeat(clips["video"][:1, 0], 3, axis=0))
-    seed = tf.constant([7, 7, 7], tf.int64)
-    video = loaded.signatures["generate"](appearance=appearance,
-                                          motion_class=tf.constant([0, 1, 2], tf.int32),
-                                          seed=seed)["video"].numpy()
-    assert video.shape == (3, 8, 64, 64, 3) and video.dtype == np.uint8
-    np.testing.assert_array_equal(video[:, 0], appearance.numpy())       # frame 0 = y_a
-    diffs = [np.abs(video[i, 1:].astype(int) - video[j, 1:].astype(int)).mean()
-             for i, j in ((0, 1), (0, 2), (1, 2))]
-    assert min(diffs) > 0.0, diffs                                       # the class matters
-    again = loaded.signatures["generate"](appearance=appearance,
-                                          motion_class=tf.constant([0, 1, 2], tf.int32),
-                                          seed=seed)["video"].numpy()
-    np.testing.assert_array_equal(video, again)                          # same seed, same video
+    loaded, c = testing.check_export_generates_by_class(FAMILY, str(tmp_path / "saved_model"))
     # The Evaluator's signature on serialized clips: SSIM / PSNR without velocities.
     pattern = testing.write_clips(str(tmp_path / "data"), 3, 3, c.num_keypoints, seed=4)
     examples = [r.numpy() for r in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern),
@@ -340,67 +293,7 @@ def test_export_serves_class_dependent_videos(tmp_path):
 
 
 # ---------------------------------------------------------------------- tf.distribute
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    from amc_tf.models.imaginator.config import get_preset
-    from amc_tf.models.imaginator.model import Imaginator
-
-    # D_I on every frame: the per-replica random frame draw does not change the loss.
-    c = get_preset("test", num_classes=4).replace(batch_size=4, image_d_frames=8)
-    rng = np.random.default_rng(0)
-    batch = {"video": rng.uniform(-1, 1, (4, 8, 32, 32, 3)).astype(np.float32),
-             "velocity": rng.uniform(-1, 1, (4, 7, 18)).astype(np.float32),
-             "motion_class": np.array([0, 1, 2, 3], np.int32),
-             "subject_id": np.arange(4),
-             "noise": rng.standard_normal((4, c.noise_dim)).astype(np.float32)}
-    ds = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in batch.items()}).repeat()
-
-    def run(strategy, init=None):
-        with strategy.scope():
-            model = Imaginator(c)
-            # SGD: the update is linear in the averaged gradient.
-            model.compile(g_optimizer=keras.optimizers.SGD(0.1),
-                          d_optimizer=keras.optimizers.SGD(0.1))
-            model.build_all()
-        variables = [v for net in (model.generator, model.video_discriminator,
-                                   model.image_discriminator) for v in net.weights]
-        if init is not None:
-            for v, value in zip(variables, init):
-                v.assign(value)
-        before = [np.array(v.numpy()) for v in variables]
-        model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
-        return before, [np.array(v.numpy()) for v in variables], variables
-
-    one_before, one_after, variables = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert mirrored.num_replicas_in_sync == 2
-    _, two_after, _ = run(mirrored, init=one_before)
-    # Spectral norms' u: advanced in the replica context, the same as with one replica.
-    names = [v.path for v in variables]
-    us = [i for i, n in enumerate(names) if n.endswith("/u")]
-    assert len(us) == 8
-    for i in us:
-        assert not np.allclose(one_after[i], one_before[i]), names[i]
-        np.testing.assert_allclose(two_after[i], one_after[i], atol=1e-4, err_msg=names[i])
-    # The update equals the one-replica update up to float32 summation order (as
-    # tests/test_model_mirrored.py measures it for AMC-GAN).
-    update = np.concatenate([(a - z).ravel() for a, z in zip(one_after, one_before)])
-    gap = np.concatenate([(a - b).ravel() for a, b in zip(one_after, two_after)])
-    overall = float(np.linalg.norm(gap) / np.linalg.norm(update))
-    print("OVERALL", overall)
-    assert overall < 1e-3, overall
-    print("OK")
-""")
-
-
 def test_mirrored_two_replicas_match_one_replica():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]
+    # D_I on every frame: the per-replica random frame draw does not change the loss.
+    count = testing.check_two_replicas_match_one(FAMILY.name, image_d_frames=8)
+    assert count == 8

@@ -387,75 +387,13 @@ def test_generator_saves_loads_and_generates_from_the_appearance(tiny, tmp_path)
 
 
 def test_train_model_checkpoints_and_resumes(tmp_path, capsys):
-    from amc_tf.training import train
-    c = FAMILY.config("test", num_classes=4)
-    pattern = testing.write_clips(str(tmp_path / "data"), 8, 4, c.num_keypoints, seed=0)
-    evals = testing.write_clips(str(tmp_path / "data"), 4, 4, c.num_keypoints, seed=1,
-                                split="eval")
-    out = str(tmp_path / "out")
-    train.train_model(FAMILY, c, pattern, evals, out, steps=10, verbose=0)
-    assert sorted(os.listdir(os.path.join(out, "checkpoints")))[0] == "checkpoint"
-    assert os.path.exists(os.path.join(out, "generator.keras"))
-    assert os.listdir(os.path.join(out, "logs", "videos"))             # TensorBoard videos
-    model = train.train_model(FAMILY, c, pattern, evals, out, steps=15, verbose=0)
-    assert "resumed from step 10" in capsys.readouterr().out
+    model, _ = testing.train_and_resume(FAMILY, str(tmp_path), capsys)
     # The curriculum's clock and every optimizer resumed with the model.
     assert int(model.step_counter.numpy()) == 15
     assert all(int(o.iterations.numpy()) == 15 for o in model.optimizers())
     assert sum(int(o.applied.numpy()) for o in model.optimizers()) > 0
-    assert FAMILY.config_from_json(open(os.path.join(out, "config.json")).read()) == c
 
 
 # ---------------------------------------------------------------------- serving
 def test_export_serves_class_dependent_videos(tmp_path):
-    from amc_tf.models.classifier import build_classifier
-    from serving import export
-    c = FAMILY.config("test", num_classes=3)
-    tf.keras.utils.set_random_seed(0)
-    model = FAMILY.build(c)
-    classifier = build_classifier(c)
-    classifier.build()
-    export_dir = str(tmp_path / "saved_model")
-    metadata = export.export_serving_model(FAMILY, FAMILY.generator(model), classifier, c,
-                                           ["a", "b", "c"], export_dir, velocity_bank=None)
-    assert metadata["model"] == "twostreamvan"
-    assert metadata["signature_inputs"] == {"generate": ["appearance", "motion_class", "seed"]}
-    loaded = tf.saved_model.load(export_dir)
-    assert "generate_with_velocity" not in loaded.signatures
-    clips = testing.make_clips(2, 3, c.num_keypoints, seed=3)
-    appearance = tf.constant(np.repeat(clips["video"][:1, 0], 3, axis=0))
-    seed = tf.constant([7, 7, 7], tf.int64)
-    video = loaded.signatures["generate"](appearance=appearance,
-                                          motion_class=tf.constant([0, 1, 2], tf.int32),
-                                          seed=seed)["video"].numpy()
-    assert video.shape == (3, 8, 64, 64, 3) and video.dtype == np.uint8
-    np.testing.assert_array_equal(video[:, 0], appearance.numpy())       # frame 0 = y_a
-    diffs = [np.abs(video[i, 1:].astype(int) - video[j, 1:].astype(int)).mean()
-             for i, j in ((0, 1), (0, 2), (1, 2))]
-    assert min(diffs) > 0.0, diffs                                       # the class matters
-    again = loaded.signatures["generate"](appearance=appearance,
-                                          motion_class=tf.constant([0, 1, 2], tf.int32),
-                                          seed=seed)["video"].numpy()
-    np.testing.assert_array_equal(video, again)                          # same seed, same video
-
-
-def test_vertex_spec_of_twostreamvan(tmp_path):
-    """compile-vertex --model twostreamvan: the same DAG, whose Trainers train and export it."""
-    from pipeline import configs, vertex_runner
-    args = dict(project="amc-test-project", region="europe-west4",
-                pipeline_root="gs://amc-test-bucket/root",
-                raw_data_path="gs://amc-test-bucket/raw",
-                image="europe-docker.pkg.dev/amc-test-project/amc/amc-tf:0.1.0")
-    out = str(tmp_path / "twostreamvan_vertex.json")
-    # No --preset: the family's paper preset, paper-mug.
-    vertex_runner.compile_pipeline(
-        vertex_runner.VertexSettings(**args, model="twostreamvan"), out)
-    with open(out) as f:
-        job = json.load(f)
-    spec = job["pipelineSpec"]
-    assert spec["pipelineInfo"]["name"] == configs.vertex_pipeline_name("twostreamvan")
-    assert {"classifier_trainer", "model_trainer", "Evaluator", "Pusher"} <= set(
-        spec["root"]["dag"]["tasks"])
-    trainer = json.dumps(spec["root"]["dag"]["tasks"]["model_trainer"])
-    assert "twostreamvan" in trainer and "amc-gan" not in trainer
-    assert f"serving_model/{configs.model_name('twostreamvan')}" in json.dumps(job)
+    testing.check_export_generates_by_class(FAMILY, str(tmp_path / "saved_model"))

@@ -66,7 +66,8 @@ class AdversarialModel(keras.Model):
     (`self.trackers`, Mean metrics) as metrics, and the config's round trip.
 
     Subclasses set `config_class`, create `generator`, the discriminators and `trackers` in
-    `__init__`, the optimizers in `compile`, and implement `discriminators()` and `train_step`.
+    `__init__`, and implement `discriminators()` and `train_step` (`compile` makes one Adam per
+    side from the config).
     """
 
     config_class = None
@@ -74,6 +75,19 @@ class AdversarialModel(keras.Model):
     def discriminators(self):
         """The discriminators that train (an ablation may leave one out)."""
         raise NotImplementedError
+
+    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=None, **kwargs):
+        """One Adam per side from the config (g_ / d_learning_rate, adam_beta_1, adam_beta_2
+        where the config has it, else Adam's 0.999); one optimizer over several discriminators
+        updates them as one each would (Adam's state is per variable). jit_compile defaults to
+        config.jit_compile."""
+        c = self.config
+        adam = lambda lr: keras.optimizers.Adam(lr, beta_1=c.adam_beta_1,
+                                                beta_2=getattr(c, "adam_beta_2", 0.999))
+        self.g_optimizer = g_optimizer or adam(c.g_learning_rate)
+        self.d_optimizer = d_optimizer or adam(c.d_learning_rate)
+        super().compile(jit_compile=c.jit_compile if jit_compile is None else jit_compile,
+                        **kwargs)
 
     def networks(self):
         """Every network the model holds, built whether or not it trains."""

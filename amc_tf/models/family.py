@@ -41,22 +41,39 @@ class ModelFamily:
     uses_appearance = True      # generation takes y_a (an RGB frame)
     uses_velocity = False       # generation takes keypoint velocities (sampled from a bank)
     ablations = ("none",)       # named ablations `config()` accepts
+    # Where the family's code lives; the defaults below use them (override instead if they do
+    # not fit). Modules named by string are imported on first use (no TensorFlow at CLI start).
+    config_module = None        # its config module: get_preset(name, num_classes,
+                                # num_keypoints[, ablation]) (ablation only if it has some)
+    config_class = None         # its config dataclass (FamilyConfig: from_json)
+    model_class = None          # "module:Class" of the trainable keras.Model, Class(config, name)
+    networks_module = None      # the module whose import registers the saved generator's classes
 
     # ------------------------------------------------------------------ configuration
     def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
         """The named preset's config, sized to the data (presets that fix a size check it)."""
-        raise NotImplementedError
+        if ablation not in self.ablations:
+            raise ValueError(f"{self.name} has no ablation {ablation!r}; choose from "
+                             f"{', '.join(self.ablations)}")
+        extra = {} if ablation == "none" else {"ablation": ablation}
+        return self.config_module.get_preset(preset, num_classes=num_classes,
+                                             num_keypoints=num_keypoints, **extra)
 
     def config_from_json(self, text):
         """The config that `config.to_json()` wrote."""
-        raise NotImplementedError
+        return self.config_class.from_json(text)
 
     # ------------------------------------------------------------------ training
     def build(self, config):
         """The trainable keras.Model: compiled with its optimizers, every network and optimizer
         built (call inside `strategy.scope()`). Its `train_step` takes the batches of
         `amc_tf.inputs.clip_to_model_inputs` and averages losses over the global batch."""
-        raise NotImplementedError
+        module, _, cls = self.model_class.partition(":")
+        model = getattr(importlib.import_module(module), cls)(
+            config, name=self.name.replace("-", "_"))
+        model.compile()
+        model.build_all()
+        return model
 
     def training_phases(self, config):
         """[(phase, steps)] in order; the last phase's steps may be None (the rest). The trainer
@@ -77,7 +94,9 @@ class ModelFamily:
 
     def load_generator(self, path):
         """The generator saved at `path` (a `.keras` file)."""
-        raise NotImplementedError
+        from amc_tf.models import saving
+        importlib.import_module(self.networks_module)   # registers the generator's classes
+        return saving.load_model(path)
 
     # ------------------------------------------------------------------ generation
     def noise_shape(self, config):

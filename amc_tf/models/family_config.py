@@ -36,6 +36,16 @@ class FamilyConfig:
     def validate(self):
         return self
 
+    @property
+    def frame_stride(self):
+        """The model's frames are every frame_stride-th of the clip's source_frames."""
+        return self.source_frames // self.num_frames
+
+    @property
+    def velocity_dim(self):
+        """The batches' velocities per step, 2k (only AMC-GAN's model reads them)."""
+        return 2 * self.num_keypoints
+
     def to_dict(self):
         return dataclasses.asdict(self)
 

@@ -20,20 +20,10 @@ class AMCGANFamily(ModelFamily):
     uses_appearance = True
     uses_velocity = True                      # y^v_m, sampled from training clips (§3.1)
     ablations = tuple(amc_config.ABLATIONS)
-
-    def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
-        return amc_config.get_preset(preset, num_classes=num_classes,
-                                     num_keypoints=num_keypoints, ablation=ablation)
-
-    def config_from_json(self, text):
-        return amc_config.AMCConfig.from_json(text)
-
-    def build(self, config):
-        from amc_tf.models.amc_gan.model import AMCGAN
-        gan = AMCGAN(config, name="amc_gan")
-        gan.compile()
-        gan.build_all()
-        return gan
+    config_module = amc_config
+    config_class = amc_config.AMCConfig
+    model_class = "amc_tf.models.amc_gan.model:AMCGAN"
+    networks_module = "amc_tf.models.amc_gan.generator"
 
     def training_phases(self, config):
         # Not in the paper (0 at the paper presets): G-only reconstruction steps first.
@@ -42,11 +32,6 @@ class AMCGANFamily(ModelFamily):
 
     def enter_phase(self, model, phase):
         model.reconstruction_warmup = phase == WARMUP_PHASE
-
-    def load_generator(self, path):
-        from amc_tf.models import saving
-        from amc_tf.models.amc_gan import generator  # noqa: F401  registers Generator
-        return saving.load_model(path)
 
     def generate(self, generator, conditions, config, training=False):
         from keras import ops

@@ -129,17 +129,9 @@ class AMCConfig(FamilyConfig):
         return self.num_classes + 2 * self.num_keypoints
 
     @property
-    def velocity_dim(self):
-        return 2 * self.num_keypoints
-
-    @property
     def latent_size(self):
         """Spatial size of φ(y_a): three 2x2 poolings (A.1)."""
         return self.frame_size // 8
-
-    @property
-    def frame_stride(self):
-        return self.source_frames // self.num_frames
 
     def validate(self):
         if self.g_lstm_filters != self.g_encoder_filters[-1]:

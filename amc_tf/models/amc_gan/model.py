@@ -85,17 +85,6 @@ class AMCGAN(AdversarialModel):
         return ([self.appearance_discriminator] if self.use_da else []) + \
                ([self.motion_discriminator] if self.use_dm else [])
 
-    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=None, **kwargs):
-        """One Adam per side (§3.4: lr 2e-4); jit_compile defaults to config.jit_compile."""
-        c = self.config
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(c.g_learning_rate,
-                                                                beta_1=c.adam_beta_1)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(c.d_learning_rate,
-                                                                beta_1=c.adam_beta_1)
-        if jit_compile is None:
-            jit_compile = c.jit_compile
-        super().compile(jit_compile=jit_compile, **kwargs)
-
     def networks(self):
         # Both discriminators exist (and are checkpointed) under every ablation.
         return (self.generator, self.appearance_discriminator, self.motion_discriminator)

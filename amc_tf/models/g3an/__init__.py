@@ -5,7 +5,7 @@
     attention       F-SA: SelfAttention along time (T-SA) or over space (S-SA), and the two
                     factorised (supplementary B)
     generator       G3Block and the three-stream generator G (supplementary A, Table 1)
-    discriminators  the (2+1)D video discriminator D_V and the image discriminator D_I
+    discriminators  the (2+1)D video discriminator D_V (D_I: amc_tf/models/image_discriminator.py)
     model           G3an: the three networks, a D step then a G step as `train_step`
 
 G3AN generates from noise alone: no appearance (y_a) and no velocities. z is the flat
@@ -25,25 +25,10 @@ class G3anFamily(ModelFamily):
     ablations = tuple(g3an_config.ABLATIONS)
     uses_appearance = False
     uses_velocity = False
-
-    def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
-        return g3an_config.get_preset(preset, num_classes=num_classes,
-                                      num_keypoints=num_keypoints, ablation=ablation)
-
-    def config_from_json(self, text):
-        return g3an_config.G3anConfig.from_json(text)
-
-    def build(self, config):
-        from amc_tf.models.g3an.model import G3an
-        model = G3an(config, name="g3an")
-        model.compile()
-        model.build_all()
-        return model
-
-    def load_generator(self, path):
-        from amc_tf.models import saving
-        from amc_tf.models.g3an import generator  # noqa: F401  registers Generator
-        return saving.load_model(path)
+    config_module = g3an_config
+    config_class = g3an_config.G3anConfig
+    model_class = "amc_tf.models.g3an.model:G3an"
+    networks_module = "amc_tf.models.g3an.generator"
 
     def generate(self, generator, conditions, config, training=False):
         """G's whole video from the class and z = [z_a, z_m]; an appearance, if given, is not

@@ -120,15 +120,6 @@ class G3anConfig(FamilyConfig):
         """Length of the flat z = [z_a, z_m] (module doc)."""
         return self.appearance_noise_dim + self.motion_steps * self.motion_noise_dim
 
-    @property
-    def frame_stride(self):
-        return self.source_frames // self.num_frames
-
-    @property
-    def velocity_dim(self):
-        """The data's velocities per step (the batches carry them; the model ignores them)."""
-        return 2 * self.num_keypoints
-
     def block_sizes(self, motion_steps=None):
         """(T, H = W) of the video stream after each G3 block for a z_m of `motion_steps`."""
         frames, size = motion_steps or self.motion_steps, 1

@@ -13,8 +13,8 @@ import tensorflow as tf
 from amc_tf import losses
 from amc_tf.models.common import AdversarialModel
 from amc_tf.models.g3an.config import G3anConfig
-from amc_tf.models.g3an.discriminators import (build_image_discriminator,
-                                               build_video_discriminator)
+from amc_tf.models.g3an.discriminators import build_video_discriminator
+from amc_tf.models.image_discriminator import build_image_discriminator
 from amc_tf.models.g3an.generator import build_generator
 
 GENERATOR_INPUTS = ("motion_class", "noise")
@@ -64,16 +64,6 @@ class G3an(AdversarialModel):
     # ------------------------------------------------------------------ setup
     def discriminators(self):
         return [self.video_discriminator, self.image_discriminator]
-
-    def compile(self, g_optimizer=None, d_optimizer=None, jit_compile=None, **kwargs):
-        """One Adam for G and one for both discriminators (lr 2e-4, betas (0.5, 0.999))."""
-        c = self.config
-        adam = lambda lr: keras.optimizers.Adam(lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2)
-        self.g_optimizer = g_optimizer or adam(c.g_learning_rate)
-        self.d_optimizer = d_optimizer or adam(c.d_learning_rate)
-        if jit_compile is None:
-            jit_compile = c.jit_compile
-        super().compile(jit_compile=jit_compile, **kwargs)
 
     def call(self, inputs, training=False):
         return self.generator(generator_inputs(inputs), training=training)

@@ -3,7 +3,8 @@
     config          ImaginatorConfig, the presets (paper-mug, paper-natops, cpu, test)
     spectral_norm   SpectralConv2D / SpectralConv3D (Miyato et al. 2018, σ in the gradient)
     generator       G (appendix A.1, Table 1): image encoder with skip maps, (1+2)D decoder
-    discriminators  D_V (Table 3, class map after Conv1) and D_I (Table 2)
+    discriminators  D_V (Table 3, class map after Conv1); D_I (Table 2) is the shared
+                    amc_tf/models/image_discriminator.py
     model           Imaginator: the three networks with the authors' iteration as `train_step`
 
 docs/imaginator.md says where the implementation chooses and why.
@@ -19,27 +20,10 @@ class ImaginatorFamily(ModelFamily):
     presets = imaginator_config.PRESETS
     uses_appearance = True
     uses_velocity = False
-
-    def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
-        if ablation != "none":
-            raise ValueError(f"{self.name} has no ablations; got {ablation!r}")
-        return imaginator_config.get_preset(preset, num_classes=num_classes,
-                                            num_keypoints=num_keypoints)
-
-    def config_from_json(self, text):
-        return imaginator_config.ImaginatorConfig.from_json(text)
-
-    def build(self, config):
-        from amc_tf.models.imaginator.model import Imaginator
-        model = Imaginator(config, name="imaginator")
-        model.compile()
-        model.build_all()
-        return model
-
-    def load_generator(self, path):
-        from amc_tf.models import saving
-        from amc_tf.models.imaginator import generator  # noqa: F401  registers Generator
-        return saving.load_model(path)
+    config_module = imaginator_config
+    config_class = imaginator_config.ImaginatorConfig
+    model_class = "amc_tf.models.imaginator.model:Imaginator"
+    networks_module = "amc_tf.models.imaginator.generator"
 
     def generate(self, generator, conditions, config, training=False):
         from keras import ops

@@ -94,15 +94,6 @@ class ImaginatorConfig(FamilyConfig):
         """Block 1's temporal kernel (Deconv6-1: 2 at T=32): T / 2**levels."""
         return self.num_frames // 2 ** self.levels
 
-    @property
-    def frame_stride(self):
-        return self.source_frames // self.num_frames
-
-    @property
-    def velocity_dim(self):
-        """The data's velocities per step (the batches carry them; the model ignores them)."""
-        return 2 * self.num_keypoints
-
     def validate(self):
         n = self.levels
         for field in ("g_block_filters", "g_temporal_filters", "dv_filters", "di_filters"):

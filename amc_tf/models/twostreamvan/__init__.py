@@ -22,27 +22,10 @@ class TwoStreamVANFamily(ModelFamily):
     presets = tsv_config.PRESETS
     uses_appearance = True
     uses_velocity = False
-
-    def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):
-        if ablation != "none":
-            raise ValueError(f"{self.name} has no ablations; got {ablation!r}")
-        return tsv_config.get_preset(preset, num_classes=num_classes,
-                                     num_keypoints=num_keypoints)
-
-    def config_from_json(self, text):
-        return tsv_config.TwoStreamVANConfig.from_json(text)
-
-    def build(self, config):
-        from amc_tf.models.twostreamvan.model import TwoStreamVAN
-        model = TwoStreamVAN(config, name="twostreamvan")
-        model.compile()
-        model.build_all()
-        return model
-
-    def load_generator(self, path):
-        from amc_tf.models import saving
-        from amc_tf.models.twostreamvan import generator  # noqa: F401  registers the networks
-        return saving.load_model(path)
+    config_module = tsv_config
+    config_class = tsv_config.TwoStreamVANConfig
+    model_class = "amc_tf.models.twostreamvan.model:TwoStreamVAN"
+    networks_module = "amc_tf.models.twostreamvan.generator"
 
     def noise_shape(self, config):
         """z_m of the T-1 generated frames, flattened step-major: ((T-1) * M,)."""

@@ -123,15 +123,6 @@ class TwoStreamVANConfig(FamilyConfig):
         return tuple(BASE_SIZE * 2 ** s for s in range(self.levels + 1))
 
     @property
-    def frame_stride(self):
-        return self.source_frames // self.num_frames
-
-    @property
-    def velocity_dim(self):
-        """The data's velocities per step (the batches carry them; the model ignores them)."""
-        return 2 * self.num_keypoints
-
-    @property
     def noise_dim(self):
         """z of one request: one z_m per generated frame, (T-1) * M, flattened step-major."""
         return (self.num_frames - 1) * self.motion_dim
