@@ -172,9 +172,9 @@ class TwoStreamVAN(AdversarialModel):
             setattr(self, f"{name}_optimizer", GatedAdam(
                 c.learning_rate, l2=c.weight_decay, beta_1=c.adam_beta_1,
                 beta_2=c.adam_beta_2, name=f"{name}_adam"))
-        if jit_compile is None:
-            jit_compile = c.jit_compile
-        super().compile(jit_compile=jit_compile, **kwargs)
+        # keras.Model's compile, not AdversarialModel's (its two Adams are not this model's).
+        keras.Model.compile(self, jit_compile=c.jit_compile if jit_compile is None
+                            else jit_compile, **kwargs)
 
     def build_all(self):
         """Builds every network and all six optimizers (inside strategy.scope(), before fit)."""
