@@ -3,7 +3,8 @@ the client and the evaluation know of a model. Nothing outside a family's subpac
 networks, its inputs or its presets.
 
 A family is one subpackage of `amc_tf.models` whose module defines `FAMILY`, an instance of a
-`ModelFamily` subclass, and one line in `FAMILIES` below (docs/model_families.md says how).
+`ModelFamily` subclass, and one line in `FAMILIES` of `amc_tf/models/registry.py`
+(docs/model_families.md says how).
 
 Conditions. Every family generates from the same, family-independent conditions dict:
     appearance    float32 (B, H, W, 3) in [-1, 1]   y_a at the config's frame_size
@@ -22,15 +23,9 @@ num_keypoints, batch_size, train_steps, steps_per_epoch, mixed_precision, the B.
 
 import importlib
 
-# name -> the module that defines FAMILY. Imported on first use (no TensorFlow at CLI start).
-FAMILIES = {
-    "amc-gan": "amc_tf.models.amc_gan",
-    "imaginator": "amc_tf.models.imaginator",
-    "twostreamvan": "amc_tf.models.twostreamvan",
-    "g3an": "amc_tf.models.g3an",
-}
-DEFAULT_FAMILY = "amc-gan"
-
+# The registry lives in registry.py (no family code imported there, so `saving` can look
+# families up without a cycle); these names stay importable from here.
+from amc_tf.models.registry import DEFAULT_FAMILY, FAMILIES, family_names, get_family  # noqa: F401
 
 class ModelFamily:
     """The contract. Subclasses set the class attributes and implement the methods."""
@@ -110,19 +105,3 @@ class ModelFamily:
     def signature_inputs(self):
         """Inputs of the `generate` serving signature, in order (besides the outputs' video)."""
         return (("appearance",) if self.uses_appearance else ()) + ("motion_class", "seed")
-
-
-def family_names():
-    return tuple(FAMILIES)
-
-
-def get_family(name=None):
-    """The registered family `name` (default AMC-GAN); an unknown name names the choices."""
-    name = name or DEFAULT_FAMILY
-    if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; choose from {', '.join(FAMILIES)}")
-    family = importlib.import_module(FAMILIES[name]).FAMILY
-    if family.name != name:
-        raise RuntimeError(f"{FAMILIES[name]}.FAMILY is named {family.name!r}, registered as "
-                           f"{name!r}")
-    return family

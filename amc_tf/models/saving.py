@@ -45,7 +45,7 @@ def load_model(path):
 def load_generator(path, family=None):
     """The generator of `family` (a registered name, default AMC-GAN) from a `.keras` file or
     a directory holding the family's generator file."""
-    from amc_tf.models.family import get_family
+    from amc_tf.models.registry import get_family
     family = get_family(family)
     if tf.io.gfile.isdir(path):
         path = posixpath.join(path, family.generator_file())
