@@ -18,7 +18,7 @@ from amc_tf.models import get_family
 from amc_tf.models.g3an.attention import FactorizedSelfAttention, SelfAttention
 from amc_tf.models.g3an.config import G3anConfig, get_preset
 from amc_tf.models.g3an.discriminators import VideoDiscriminator, build_video_discriminator
-from amc_tf.models.image_discriminator import ImageDiscriminator, build_image_discriminator
+from amc_tf.models.image_discriminator import build_image_discriminator
 from amc_tf.models.g3an.generator import G3Block, Generator, build_generator
 from amc_tf.models.g3an.model import G3an
 from amc_tf.models.spectral_norm import SpectralConv3DTranspose
@@ -248,9 +248,7 @@ NETWORKS = {
                               temporal_kernels=(3, 2), kernel_size=4, leaky_relu_slope=0.1,
                               power_iterations=2),
                          lambda out: out.shape == (1,)),
-    ImageDiscriminator: (dict(frame_size=16, filters=(2, 4), kernel_size=4,
-                              leaky_relu_slope=0.1, power_iterations=1),
-                         lambda out: out.shape == (1,)),
+    # D_I is the shared amc_tf/models/image_discriminator.py, checked in test_imaginator.py.
 }
 
 

@@ -82,6 +82,19 @@ def data_sizes(num_classes, num_keypoints):
             style.num_keypoints if num_keypoints is None else int(num_keypoints))
 
 
+def sized_preset(name, paper, cpu, test, num_classes=None, num_keypoints=None):
+    """The preset `name` of a family: a paper preset (`paper`: {name: builder()}) fixes its
+    classes and keypoints and rejects others; "cpu" / "test" (builders of (num_classes,
+    num_keypoints)) are sized to the data (`data_sizes`). Returns the validated config."""
+    if name in paper:
+        config = check_fixed_sizes(paper[name](), num_classes, num_keypoints)
+    elif name in ("cpu", "test"):
+        config = (cpu if name == "cpu" else test)(*data_sizes(num_classes, num_keypoints))
+    else:
+        raise ValueError(f"unknown preset {name!r}; choose from {(*paper, 'cpu', 'test')}")
+    return config.validate()
+
+
 def check_fixed_sizes(config, num_classes, num_keypoints):
     """A paper preset fixes its classes and keypoints: other given sizes are an error."""
     for given, fixed, what in ((num_classes, config.num_classes, "num_classes"),

@@ -16,8 +16,7 @@ gestures: 12 classes, 9 keypoints); the paper presets fix them.
 import dataclasses
 from typing import Optional, Tuple
 
-from amc_tf.models.family_config import (FamilyConfig, check_fixed_sizes, data_sizes,
-                                         judge_sizes)
+from amc_tf.models.family_config import FamilyConfig, judge_sizes, sized_preset
 
 # Table 4's ablation rows -> the flags each one switches off. Removing a condition removes its
 # discriminator too (§4.1: "we remove input conditions and their corresponding discriminators").
@@ -214,17 +213,9 @@ PRESETS = ("paper-mug", "paper-natops", "cpu", "test")
 
 def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
     """The named preset; cpu/test take num_classes / num_keypoints from the dataset."""
-    if name == "paper-mug":
-        config = _paper_mug()
-    elif name == "paper-natops":
-        config = _paper_natops()
-    elif name in ("cpu", "test"):
-        config = (_cpu if name == "cpu" else _test)(*data_sizes(num_classes, num_keypoints))
-    else:
-        raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
-    if name.startswith("paper-"):
-        check_fixed_sizes(config, num_classes, num_keypoints)
-    return apply_ablation(config.validate(), ablation)
+    config = sized_preset(name, {"paper-mug": _paper_mug, "paper-natops": _paper_natops}, _cpu,
+                          _test, num_classes, num_keypoints)
+    return apply_ablation(config, ablation)
 
 
 def apply_ablation(config, ablation):

@@ -29,8 +29,7 @@ a longer video from the same networks.
 import dataclasses
 from typing import Optional, Tuple
 
-from amc_tf.models.family_config import (FamilyConfig, check_fixed_sizes, data_sizes,
-                                         judge_sizes)
+from amc_tf.models.family_config import FamilyConfig, judge_sizes, sized_preset
 
 # PEERS.md's generator table (stream widths out, spatial / temporal kernel and stride) and the
 # discriminators' widths.
@@ -228,10 +227,6 @@ def get_preset(name, num_classes=None, num_keypoints=None, ablation="none"):
     "no-fsa" (no F-SA)."""
     if ablation not in ABLATIONS:
         raise ValueError(f"unknown G3AN ablation {ablation!r}; choose from {tuple(ABLATIONS)}")
-    if name == "paper":
-        config = check_fixed_sizes(_paper(*PAPER_SIZES), num_classes, num_keypoints)
-    elif name in ("cpu", "test"):
-        config = (_cpu if name == "cpu" else _test)(*data_sizes(num_classes, num_keypoints))
-    else:
-        raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
+    config = sized_preset(name, {"paper": lambda: _paper(*PAPER_SIZES)}, _cpu, _test,
+                          num_classes, num_keypoints)
     return config.replace(**ABLATIONS[ablation])

@@ -22,8 +22,7 @@ and at cpu's 16, 1 at test's 8), every later block and to_rgb double T.
 import dataclasses
 from typing import Optional, Tuple
 
-from amc_tf.models.family_config import (FamilyConfig, check_fixed_sizes, data_sizes,
-                                         judge_sizes)
+from amc_tf.models.family_config import FamilyConfig, judge_sizes, sized_preset
 
 # Table 1 / PEERS.md widths at 64x64 (4 levels), encoder and decoder-block outputs by level.
 PAPER_ENCODER_FILTERS = (64, 128, 256, 512)      # Conv1-4, skip maps h1..h4
@@ -159,11 +158,5 @@ PAPER_SIZES = {"paper-mug": (6, 11), "paper-natops": (24, 9)}
 def get_preset(name, num_classes=None, num_keypoints=None):
     """The named preset; cpu/test take num_classes / num_keypoints from the dataset, the paper
     presets fix them and reject others."""
-    if name in PAPER_SIZES:
-        config = check_fixed_sizes(_paper(name, *PAPER_SIZES[name]), num_classes,
-                                   num_keypoints)
-    elif name in ("cpu", "test"):
-        config = (_cpu if name == "cpu" else _test)(*data_sizes(num_classes, num_keypoints))
-    else:
-        raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
-    return config.validate()
+    paper = {n: (lambda n=n: _paper(n, *PAPER_SIZES[n])) for n in PAPER_SIZES}
+    return sized_preset(name, paper, _cpu, _test, num_classes, num_keypoints)

@@ -19,8 +19,7 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
-from amc_tf.models.family_config import (FamilyConfig, check_fixed_sizes, data_sizes,
-                                         judge_sizes)
+from amc_tf.models.family_config import FamilyConfig, judge_sizes, sized_preset
 
 BASE_SIZE = 8     # side of the content map, the motion history and the first fusion scale
 
@@ -202,11 +201,5 @@ PAPER_SIZES = {"paper-mug": (6, 11)}
 def get_preset(name, num_classes=None, num_keypoints=None):
     """The named preset; cpu/test take num_classes / num_keypoints from the dataset, paper-mug
     fixes them and rejects others."""
-    if name in PAPER_SIZES:
-        config = check_fixed_sizes(_paper(name, *PAPER_SIZES[name]), num_classes,
-                                   num_keypoints)
-    elif name in ("cpu", "test"):
-        config = (_cpu if name == "cpu" else _test)(*data_sizes(num_classes, num_keypoints))
-    else:
-        raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
-    return config.validate()
+    paper = {n: (lambda n=n: _paper(n, *PAPER_SIZES[n])) for n in PAPER_SIZES}
+    return sized_preset(name, paper, _cpu, _test, num_classes, num_keypoints)
