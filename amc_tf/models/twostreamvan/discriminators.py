@@ -5,12 +5,8 @@ in the cross-entropy)."""
 import keras
 from keras import ops
 
-from amc_tf.models.common import Network
+from amc_tf.models.common import Network, batch_norm
 from amc_tf.models.twostreamvan.streams import levels_of
-
-
-def _norm(name):
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
 @keras.saving.register_keras_serializable(package="amc_tf.twostreamvan")
@@ -39,7 +35,7 @@ class ImageDiscriminator(Network):
         self.leaky_relu_slope = leaky_relu_slope
         self.convs = [keras.layers.Conv2D(f, 4, strides=2, padding="same", use_bias=i == 0,
                                           name=f"conv{i + 1}") for i, f in enumerate(filters)]
-        self.norms = [_norm(f"conv{i + 1}_bn") for i in range(1, len(filters))]
+        self.norms = [batch_norm(False, f"conv{i + 1}_bn") for i in range(1, len(filters))]
         self.out = keras.layers.Conv2D(1, 4, strides=2, padding="same",
                                        name=f"conv{len(filters) + 1}")
 
@@ -96,7 +92,7 @@ class VideoDiscriminator(Network):
         self.convs = [keras.layers.Conv3D(f, 4, strides=(1, 2, 2), padding="same",
                                           use_bias=i == 0, name=f"conv{i + 1}")
                       for i, f in enumerate(filters)]
-        self.norms = [_norm(f"conv{i + 1}_bn") for i in range(1, len(filters))]
+        self.norms = [batch_norm(False, f"conv{i + 1}_bn") for i in range(1, len(filters))]
         self.out = keras.layers.Conv3D(1 + num_classes, (min(num_frames, 4), 4, 4),
                                        padding="valid", name=f"conv{len(filters) + 1}")
 

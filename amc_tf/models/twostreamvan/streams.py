@@ -16,7 +16,7 @@ import math
 import keras
 from keras import ops
 
-from amc_tf.models.common import Network
+from amc_tf.models.common import Network, batch_norm
 from amc_tf.models.convlstm import ConvLSTMCell
 from amc_tf.models.twostreamvan.fusion import fuse
 
@@ -232,8 +232,7 @@ class MotionEncoder(Network):
         self.filters = tuple(filters)
         self.fc_units = fc_units
         self.sync_batchnorm = sync_batchnorm
-        norm = lambda name: keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, synchronized=sync_batchnorm, name=name)
+        norm = lambda name: batch_norm(sync_batchnorm, name)
         self.convs = [keras.layers.Conv2D(f, 7 if i >= 2 * levels - 2 else 5, padding="same",
                                           use_bias=False, name=f"conv{i + 1}")
                       for i, f in enumerate(filters)]
@@ -323,8 +322,7 @@ class MotionGenerator(Network):
         self.head_filters = head_filters
         self.kernel_size = kernel_size
         self.sync_batchnorm = sync_batchnorm
-        norm = lambda name: keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, synchronized=sync_batchnorm, name=name)
+        norm = lambda name: batch_norm(sync_batchnorm, name)
         side = BASE_SIZE * BASE_SIZE
         self.history_fc = keras.layers.Dense(side * history_channels, activation="relu",
                                              name="history_fc")
