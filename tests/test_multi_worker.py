@@ -173,7 +173,14 @@ def _cluster(ports, index):
             "task": {"type": "worker", "index": index}}
 
 
-CONFIG = dict(batch_size=4, mismatch_mode="pairs", steps_per_epoch=STEPS_PER_EPOCH)
+# Ranking margins (Eq. 3) far above any perceptual distance here: every hinge term stays active.
+# At the papers' margins (0.01, 0.001) some terms sit within 1e-4 of the hinge, where the
+# rounding of a 2-image vs a 4-image batch can switch one off in one run and not the other,
+# changing the step's gradient by several percent. (CI once read a 5 % gap that no run here
+# reproduced, on another CPU; a switched hinge is the loss's one kink that near.) The gradient
+# is the same for every active term, so the update still tests the all-reduce.
+CONFIG = dict(batch_size=4, mismatch_mode="pairs", steps_per_epoch=STEPS_PER_EPOCH,
+              rank_margin_da=10.0, rank_margin_dm=10.0)
 
 
 def _initial_networks(path):
@@ -184,7 +191,10 @@ def _initial_networks(path):
     config = family.config("test", num_classes=4, num_keypoints=9).replace(**CONFIG)
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         model = family.build(config)
-    np.savez(path, *[np.asarray(v.numpy()) for net in model.networks() for v in net.weights])
+    weights = [(f"{net.name}/{v.path}", v) for net in model.networks() for v in net.weights]
+    np.savez(path, *[np.asarray(v.numpy()) for _, v in weights])
+    with open(os.path.splitext(path)[0] + "_names.json", "w") as f:
+        json.dump([name for name, _ in weights], f)
 
 
 @pytest.fixture(scope="module")
@@ -241,11 +251,15 @@ def test_multi_worker_update_matches_one_worker(runs):
     update = np.concatenate([(a - z).ravel() for a, z in zip(one[:nets], before)])
     gap = np.concatenate([(a - b).ravel() for a, b in zip(one[:nets], w0[:nets])])
     overall = float(np.linalg.norm(gap) / np.linalg.norm(update))
-    worst = max(float(np.abs(a - b).max()) / max(float(np.abs(a - z).max()), 1e-12)
-                for a, b, z in zip(one[:nets], w0[:nets], before)
-                if a.size > 1 and float(np.abs(a - z).max()) > 1e-3)
-    print("overall", overall, "worst", worst)
-    assert overall < 1e-2 and worst < 5e-2, (overall, worst)
+    with open(tmp / "init_names.json") as f:
+        names = json.load(f)           # the variables' names, to say which part differs
+    gaps = sorted(((float(np.abs(a - b).max()) / float(np.abs(a - z).max()),
+                    name.split("/")[0] + "/" + name.split("/")[-2])
+                   for a, b, z, name in zip(one[:nets], w0[:nets], before, names)
+                   if a.size > 1 and float(np.abs(a - z).max()) > 1e-3), reverse=True)
+    worst = gaps[0][0]
+    print("overall", overall, "worst", gaps[:5])
+    assert overall < 1e-2 and worst < 5e-2, (overall, gaps[:5])
     # The optimizers' state (Adam's moments, the step counters) as a whole.
     num = np.sqrt(sum(float(np.sum((a - b) ** 2)) for a, b in zip(one[nets:], w0[nets:])))
     den = np.sqrt(sum(float(np.sum(a.astype(np.float64) ** 2)) for a in one[nets:]))
