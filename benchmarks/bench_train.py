@@ -1,10 +1,26 @@
 """Train-step and generator benchmarks on this machine.
 
-For each preset: train-step clips/s, the step's FLOPs (TF's graph profiler over the traced step:
-forward, backward and both networks' updates), achieved GFLOP/s and its ratio to a conv/matmul
-peak measured in the same run, peak memory (process max RSS), the generator's forward latency
-for one video against its FLOP bound (FLOPs / peak), and the B.3 classifier's train-step time.
-TF_ENABLE_ONEDNN_OPTS=0 in the environment measures TensorFlow without its oneDNN kernels.
+For each preset: train-step clips/s, the FLOPs of the work the step executes (forward, backward
+and both networks' updates; see "How FLOPs are counted"), achieved GFLOP/s and its ratio to a
+conv/matmul peak measured in the same run, peak memory per phase, the generator's forward
+latency for one video against its FLOP bound (FLOPs / peak), and the B.3 classifier's
+train-step time. TF_ENABLE_ONEDNN_OPTS=0 in the environment measures TensorFlow without its
+oneDNN kernels.
+
+How FLOPs are counted. Each op's FLOPs come from TF's graph profiler (its registry of
+Conv2D/MatMul/BiasAdd/... and their gradients) plus `conv_flops` for the convolutions it leaves
+at 0. The traced graph holds work that never runs: the tape also builds gradients nothing uses
+(e.g. the gradient of a network's input image), and Grappler prunes them before execution.
+`step_gflop` counts only the ops the step's outputs and variable updates depend on (`live_ops`:
+the same dependency walk as that pruning). It is checked in every run against the graph the
+runtime actually executed: the nodes of the partition graphs of the step's first call (run
+metadata), fused kernels mapped back to the ops they fuse (`step_gflop_executed_graph`; none
+under --jit, where XLA runs one cluster). `step_gflop_traced` is the old whole-graph count.
+Ops inside nested functions (a tf.while_loop's body) are not counted by either.
+
+Peak memory per phase: the process's resident-set high-water mark (VmHWM), reset through
+/proc/self/clear_refs before each phase (train step, generation of 1 and 8 videos, classifier
+step); each phase also says the resident set it started from (TF keeps freed memory).
 
 With --profile, the one-video generator forward is also traced with TF's profiler and the
 kernel time per op type (and per convolution, with its FLOPs and GFLOP/s) is printed: what
@@ -16,6 +32,7 @@ bounds the latency.
 
 import argparse
 import collections
+import contextlib
 import glob
 import json
 import resource
@@ -45,9 +62,46 @@ def _flops_profile(graph):
     return model_analyzer.profile(graph, options=opts)
 
 
-def graph_flops(concrete_fn):
-    """Float operations of a traced function (Conv/MatMul/BiasAdd/... and their gradients)."""
-    return float(sum(_node_flops(concrete_fn.graph).values()))
+def live_ops(graph):
+    """Names of the ops a traced function's outputs and stateful ops (its control outputs: the
+    variable updates) depend on, through data and control edges: what survives Grappler's
+    pruning of dead work."""
+    live, stack = set(), [t.op for t in graph.outputs] + list(graph.control_outputs)
+    while stack:
+        op = stack.pop()
+        if op.name not in live:
+            live.add(op.name)
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    return live
+
+
+def run_and_count(fn, args):
+    """Calls tf.function `fn(args)` for the first time with run metadata on (the runtime
+    records a function's graphs when it instantiates it) and returns its FLOP counts:
+    {"traced": every op of the traced graph, dead ones included, "live": `live_ops` only, "executed": the nodes of the
+    partition graphs the runtime ran (fused kernels, named after their last op, counted as the
+    ops they fuse; None when XLA compiled the function into one cluster)}."""
+    from tensorflow.python.eager import context
+    concrete = fn.get_concrete_function(args)
+    flops = _node_flops(concrete.graph)
+    live = live_ops(concrete.graph)
+    context.enable_run_metadata()
+    try:
+        tf.nest.map_structure(lambda t: t.numpy(), fn(args))
+        metadata = context.export_run_metadata()
+    finally:
+        context.disable_run_metadata()
+    ops_by_name = {op.name: op for op in concrete.graph.get_operations()}
+    ran = {node.name: node.op for graph in metadata.function_graphs
+           for part in graph.partition_graphs for node in part.node}
+    executed = None
+    if ran and not any(op.startswith("_Xla") for op in ran.values()):
+        executed = sum(_fused_flops(ops_by_name, flops, name, ran) if "Fused" in op or
+                       "WithBias" in op else flops.get(name, 0) for name, op in ran.items())
+    return {"traced": float(sum(flops.values())),
+            "live": float(sum(f for name, f in flops.items() if name in live)),
+            "executed": executed}
 
 
 # Convolutions TF's profiler has no FLOP statistics for (it counts them as 0): 3D convolutions,
@@ -90,9 +144,14 @@ def _node_flops(graph):
     return flops
 
 
-def _fused_flops(ops_by_name, flops, name):
-    """FLOPs of a runtime node. Grappler fuses Conv2D + BiasAdd + activation into one node named
-    after the last op, so walk back through the fused ops to the convolution."""
+_FUSABLE = ("BiasAdd", "BiasAddGrad", "LeakyRelu", "Relu", "Add", "AddV2")
+
+
+def _fused_flops(ops_by_name, flops, name, ran=None):
+    """FLOPs of a runtime node. Grappler fuses Conv2D + BiasAdd + activation (and oneDNN a
+    filter gradient + BiasAddGrad) into one node named after one of them, so walk from it
+    through the fused ops to the convolution. `ran` (names of the nodes that executed): never
+    enter an op that ran as a node of its own (its FLOPs are counted there)."""
     total, stack, seen = 0, [name], set()
     while stack:
         node = stack.pop()
@@ -101,8 +160,8 @@ def _fused_flops(ops_by_name, flops, name):
         seen.add(node)
         op = ops_by_name[node]
         total += flops.get(node, 0)
-        if op.type in ("BiasAdd", "LeakyRelu", "Relu", "Add", "AddV2"):
-            stack += [t.op.name for t in op.inputs]
+        if op.type in _FUSABLE:
+            stack += [t.op.name for t in op.inputs if ran is None or t.op.name not in ran]
     return total
 
 
@@ -157,6 +216,40 @@ def profile_forward(fn, inputs, repeats=20, top=10):
     }
 
 
+class PhaseMemory:
+    """Peak resident set per phase: VmHWM of /proc/self/status, reset before each phase by
+    writing 5 to /proc/self/clear_refs (Linux >= 4.0). Elsewhere the peak is the process's
+    since its start (ru_maxrss) and the start figure is None."""
+
+    def __init__(self):
+        self.phases = {}
+
+    @staticmethod
+    def _status_gib(field):
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1]) / 2 ** 20         # kB -> GiB
+        except OSError:
+            pass
+        return None
+
+    @contextlib.contextmanager
+    def phase(self, name):
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            start = self._status_gib("VmRSS")
+        except OSError:
+            start = None
+        yield
+        peak = self._status_gib("VmHWM") if start is not None else \
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        self.phases[name] = {"start_gib": None if start is None else round(start, 2),
+                             "peak_gib": round(peak, 2)}
+
+
 def timed(fn, repeats):
     fn()
     start = time.perf_counter()
@@ -198,11 +291,14 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
     family = get_family(model)
     c = family.config(name)
     c = c.replace(batch_size=batch_size or c.batch_size, jit_compile=jit)
-    gan = family.build(c)
-    batch = random_model_batch(c, c.batch_size)
+    memory = PhaseMemory()
+    with memory.phase("build"):
+        gan = family.build(c)
+        batch = random_model_batch(c, c.batch_size)
     step = tf.function(gan.train_step, jit_compile=jit)
-    flops = graph_flops(step.get_concrete_function(batch))
-    t_step = timed(lambda: [v.numpy() for v in step(batch).values()], steps)
+    with memory.phase("train_step"):
+        flops = run_and_count(step, batch)
+        t_step = timed(lambda: [v.numpy() for v in step(batch).values()], steps)
 
     g = family.generator(gan)
     # One request's conditions, as the family's `generate` takes them (family.py contract).
@@ -213,31 +309,41 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
     if family.uses_velocity:
         one["velocity"] = batch["velocity"][:1]
     forward = tf.function(lambda x: family.generate(g, x, c, training=False))
-    g_flops = graph_flops(forward.get_concrete_function(one))
-    t_gen = timed(lambda: forward(one).numpy(), max(3, steps))
-    achieved = flops / t_step / 1e9
-    bound = g_flops / (peak * 1e9)
+    with memory.phase("generate_1"):
+        g_flops = run_and_count(forward, one)
+        t_gen = timed(lambda: forward(one).numpy(), max(3, steps))
+    achieved = flops["live"] / t_step / 1e9
+    bound = g_flops["live"] / (peak * 1e9)
     forward_xla = tf.function(lambda x: family.generate(g, x, c, training=False),
                               jit_compile=True)
-    t_gen_xla = timed(lambda: forward_xla(one).numpy(), max(3, steps))
+    with memory.phase("generate_1_xla"):
+        t_gen_xla = timed(lambda: forward_xla(one).numpy(), max(3, steps))
     batch8 = {k: tf.repeat(v, 8, axis=0) for k, v in one.items()}
-    t_gen8 = timed(lambda: forward(batch8).numpy(), max(3, steps))
-    t_clf = classifier_step(c, batch, steps)
+    with memory.phase("generate_8"):
+        t_gen8 = timed(lambda: forward(batch8).numpy(), max(3, steps))
+    with memory.phase("classifier_step"):
+        t_clf = classifier_step(c, batch, steps)
     extra = {"generator_profile": profile_forward(forward, one)} if profile else {}
+    gflop = lambda v: None if v is None else round(v / 1e9, 3)
     return {
         "model": model, "preset": name, "batch_size": c.batch_size, "frames": c.num_frames,
         "frame_size": c.frame_size, "step_s": round(t_step, 3),
         "clips_per_s": round(c.batch_size / t_step, 2),
-        "step_gflop": round(flops / 1e9, 3), "achieved_gflops": round(achieved, 1),
+        "step_gflop": gflop(flops["live"]),
+        "step_gflop_executed_graph": gflop(flops["executed"]),
+        "step_gflop_traced": gflop(flops["traced"]), "achieved_gflops": round(achieved, 1),
         "ratio_to_peak": round(achieved / peak, 3),
         "generator_latency_ms": round(1e3 * t_gen, 1),
-        "generator_gflop": round(g_flops / 1e9, 3),
+        "generator_gflop": gflop(g_flops["live"]),
+        "generator_gflop_executed_graph": gflop(g_flops["executed"]),
         "generator_flop_bound_ms": round(1e3 * bound, 1),
         "latency_over_bound": round(t_gen / bound, 2),
         "generator_xla_latency_ms": round(1e3 * t_gen_xla, 1),
         "generator_ms_per_video_at_batch_8": round(1e3 * t_gen8 / 8, 1),
         "classifier_step_s": round(t_clf, 3),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
+        # The highest phase peak (ru_maxrss follows the reset high-water mark, so it cannot).
+        "peak_rss_gib": max(p["peak_gib"] for p in memory.phases.values()),
+        "memory_gib": memory.phases,
         **extra,
     }
 

@@ -21,6 +21,16 @@ def bench_train():
 def test_bench_train_row_and_generator_profile(bench_train):
     row = bench_train.bench_preset("test", 2, 1, peak=100.0, profile=True)
     assert row["step_gflop"] > 0 and row["clips_per_s"] > 0
+    # The executed work: less than the traced graph (the tape's unused gradients are pruned),
+    # and what the runtime's own partition graphs ran, within rounding of small fused ops.
+    assert row["step_gflop"] < 0.9 * row["step_gflop_traced"]
+    assert abs(row["step_gflop_executed_graph"] / row["step_gflop"] - 1) < 0.02, row
+    assert abs(row["generator_gflop_executed_graph"] / row["generator_gflop"] - 1) < 0.02, row
+    phases = row["memory_gib"]
+    assert set(phases) == {"build", "train_step", "generate_1", "generate_1_xla", "generate_8",
+                           "classifier_step"}
+    assert all(p["peak_gib"] >= p["start_gib"] > 0 for p in phases.values()), phases
+    assert max(p["peak_gib"] for p in phases.values()) == row["peak_rss_gib"]
     assert row["generator_gflop"] > 0 and row["latency_over_bound"] > 0
     assert row["generator_xla_latency_ms"] > 0 and row["generator_ms_per_video_at_batch_8"] > 0
     assert row["classifier_step_s"] > 0
@@ -39,6 +49,35 @@ def test_bench_train_counts_another_familys_executed_work(bench_train):
     assert row["model"] == "imaginator" and row["frames"] == 8
     assert row["step_gflop"] > 0 and row["generator_gflop"] > 0
     assert row["generator_latency_ms"] > 0 and row["classifier_step_s"] > 0
+
+
+def test_executed_flops_leave_out_the_gradient_nothing_uses(bench_train):
+    """A step that asks the tape for the input's gradient and never uses it: the traced graph
+    holds its Conv2DBackpropInput (and the bias's gradient), the executed work does not; both counts of executed work
+    (the dependency walk and the runtime's partition graphs) agree."""
+    import tensorflow as tf
+    x = tf.random.normal((2, 8, 8, 3))
+    conv = tf.keras.layers.Conv2D(4, 3, padding="same")
+    conv.build(x.shape)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.square(conv(x)))
+        kernel_grad, _ = tape.gradient(loss, [conv.kernel, x])     # x's gradient: unused
+        conv.kernel.assign_sub(1e-3 * kernel_grad)
+        return loss
+
+    counts = bench_train.run_and_count(step, x)
+    one_conv = 2 * (2 * 8 * 8 * 4) * (3 * 3 * 3)     # 2 x multiply-adds of each conv op
+    bias_grad = 2 * 8 * 8 * 4 - 4                    # the bias's gradient, not asked for either
+    graph = step.get_concrete_function(x).graph
+    assert [op.type for op in graph.get_operations()].count("Conv2DBackpropInput") == 1
+    assert counts["traced"] - counts["live"] == one_conv + bias_grad
+    # Grappler also folds some elementwise ops (the square's gradient): a few hundred FLOPs.
+    assert abs(counts["executed"] - counts["live"]) <= 0.02 * counts["live"], counts
+    assert one_conv * 2 <= counts["executed"] <= counts["live"] < one_conv * 2.2
 
 
 def test_flops_of_convolutions_the_profiler_does_not_count(bench_train):
