@@ -27,7 +27,7 @@ kernel time per op type (and per convolution, with its FLOPs and GFLOP/s) is pri
 bounds the latency.
 
     .venv/bin/python benchmarks/bench_train.py [--models amc-gan imaginator] \
-        --presets cpu paper-natops --steps 3 [--profile]
+        --presets cpu paper-natops --steps 3 [--profile] [--gen-calls 200]
 """
 
 import argparse
@@ -37,6 +37,7 @@ import glob
 import json
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 
@@ -251,6 +252,19 @@ class PhaseMemory:
                              "peak_gib": round(peak, 2)}
 
 
+def median_time(fn, calls, warmup=10):
+    """Median seconds of `calls` calls after `warmup` untimed ones: a 10 ms call needs many
+    samples on a shared machine (the mean of 3 moved by 20 % between runs)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def timed(fn, repeats):
     fn()
     start = time.perf_counter()
@@ -288,7 +302,10 @@ def measured_peak(repeats=5):
     return max(mm_gflops, conv_gflops), mm_gflops, conv_gflops
 
 
-def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model="amc-gan"):
+def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model="amc-gan",
+                 gen_calls=None):
+    """One row. Generation is timed as the mean of `steps` calls, or with `gen_calls` as the
+    median of that many (batch 8: a quarter as many)."""
     family = get_family(model)
     c = family.config(name)
     c = c.replace(batch_size=batch_size or c.batch_size, jit_compile=jit)
@@ -313,7 +330,9 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
     forward = tf.function(lambda x: family.generate(g, x, c, training=False))
     with memory.phase("generate_1"):
         g_flops = run_and_count(forward, one)
-        t_gen = timed(lambda: forward(one).numpy(), max(3, steps))
+        time_generation = (lambda fn, n: median_time(fn, n)) if gen_calls else \
+            (lambda fn, n: timed(fn, max(3, steps)))
+        t_gen = time_generation(lambda: forward(one).numpy(), gen_calls)
     achieved = flops["live"] / t_step / 1e9
     bound = g_flops["live"] / (peak * 1e9)
     forward_xla = tf.function(lambda x: family.generate(g, x, c, training=False),
@@ -322,7 +341,7 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
         t_gen_xla = timed(lambda: forward_xla(one).numpy(), max(3, steps))
     batch8 = {k: tf.repeat(v, 8, axis=0) for k, v in one.items()}
     with memory.phase("generate_8"):
-        t_gen8 = timed(lambda: forward(batch8).numpy(), max(3, steps))
+        t_gen8 = time_generation(lambda: forward(batch8).numpy(), max(3, (gen_calls or 0) // 4))
     with memory.phase("classifier_step"):
         t_clf = classifier_step(c, batch, steps)
     extra = {"generator_profile": profile_forward(forward, one)} if profile else {}
@@ -359,6 +378,9 @@ def main():
                         help="per preset (default: cpu preset's own, 2 for paper presets)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    parser.add_argument("--gen-calls", type=int, default=None,
+                        help="time generation as the median of this many calls (default: the "
+                             "mean of --steps calls)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the one-video generator forward spends its time")
     args = parser.parse_args()
@@ -368,7 +390,7 @@ def main():
     for model, (i, name) in ((m, p) for m in args.models for p in enumerate(args.presets)):
         bs = args.batch_size[i] if args.batch_size else (2 if name.startswith("paper") else None)
         row = bench_preset(name, bs, args.steps, peak, jit=args.jit, profile=args.profile,
-                           model=model)
+                           model=model, gen_calls=args.gen_calls)
         row["peak_gflops"] = round(peak, 1)
         rows.append(row)
         profile = row.pop("generator_profile", None)
