@@ -80,9 +80,10 @@ def live_ops(graph):
 def run_and_count(fn, args):
     """Calls tf.function `fn(args)` for the first time with run metadata on (the runtime
     records a function's graphs when it instantiates it) and returns its FLOP counts:
-    {"traced": every op of the traced graph, dead ones included, "live": `live_ops` only, "executed": the nodes of the
-    partition graphs the runtime ran (fused kernels, named after their last op, counted as the
-    ops they fuse; None when XLA compiled the function into one cluster)}."""
+    {"traced": every op of the traced graph, dead ones included, "live": `live_ops` only,
+    "executed": the nodes of the partition graphs the runtime ran (fused kernels, named after
+    one of their ops, counted as the ops they fuse; None when XLA compiled the function into
+    one cluster)}."""
     from tensorflow.python.eager import context
     concrete = fn.get_concrete_function(args)
     flops = _node_flops(concrete.graph)
@@ -201,10 +202,11 @@ def profile_forward(fn, inputs, repeats=20, top=10):
                     counts[name] += 1
     by_type, type_flops = collections.Counter(), collections.Counter()
     node_flops = {}
+    ran = {name.rsplit(":", 1)[0] for name in times}
     for name, ms in times.items():
         node, op_type = name.rsplit(":", 1)
         by_type[op_type] += ms
-        node_flops[name] = _fused_flops(ops_by_name, flops, node) if "Conv" in op_type \
+        node_flops[name] = _fused_flops(ops_by_name, flops, node, ran) if "Conv" in op_type \
             else flops.get(node, 0)
         type_flops[op_type] += node_flops[name]
     row = lambda key, ms, fl: {"op": key, "kernel_ms": round(ms, 3), "mflop": round(fl / 1e6, 1),
@@ -328,8 +330,9 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
     forward = tf.function(lambda x: family.generate(g, x, c, training=False))
     with memory.phase("generate_1"):
         g_flops = run_and_count(forward, one)
-        time_generation = (lambda fn, n: median_time(fn, n)) if gen_calls else \
-            (lambda fn, n: timed(fn, max(3, steps)))
+
+        def time_generation(fn, calls):
+            return median_time(fn, calls) if gen_calls else timed(fn, max(3, steps))
         t_gen = time_generation(lambda: forward(one).numpy(), gen_calls)
     achieved = flops["live"] / t_step / 1e9
     bound = g_flops["live"] / (peak * 1e9)
