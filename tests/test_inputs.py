@@ -67,6 +67,29 @@ def test_training_batches_and_velocity_bank_use_the_contract(setup):
     assert all(tuple(np.round(v.ravel(), 6)) in rows for v in expected["velocity"].numpy())
 
 
+def test_shuffled_training_sequence_is_a_function_of_the_seed(tmp_path):
+    """Every iterator of a seeded training dataset yields the same clips, however far an earlier
+    iterator read (Keras fit peeks through one, then trains on another; the workers of a job
+    must split the same global batches); each pass is a new permutation of the clips; an empty
+    split is named instead of waited on forever."""
+    pattern = fixtures.write_clips(str(tmp_path), 6, NUM_CLASSES, NUM_KEYPOINTS, seed=3)
+    ids = lambda it, n: [next(it)[features.CLIP_ID].numpy()[0] for _ in range(n)]
+    ds = features.make_dataset(pattern, NUM_KEYPOINTS, 1, seed=11)
+    reference = ids(iter(ds), 18)
+    for read_before in (1, 7, 13):            # into the 2nd and 3rd pass (prefetch reads on)
+        ahead = iter(ds)
+        ids(ahead, read_before)
+        assert ids(iter(ds), 18) == reference, read_before
+        del ahead
+    passes = [reference[i:i + 6] for i in (0, 6, 12)]
+    assert all(sorted(p) == sorted(passes[0]) and len(set(p)) == 6 for p in passes)
+    assert len({tuple(p) for p in passes}) > 1
+    assert ids(iter(features.make_dataset(pattern, NUM_KEYPOINTS, 1, seed=12)), 18) != reference
+    with pytest.raises(ValueError, match="no records to repeat in .*record filter keeps none"):
+        features.make_dataset(pattern, NUM_KEYPOINTS, 1, seed=11,
+                              record_filter=lambda serialized: tf.constant(False))
+
+
 def test_request_appearance_is_the_clips_first_frame(setup):
     clips, expected = _model_inputs(setup)
     frame0 = clips[features.VIDEO][:, 0]                       # uint8 64 x 64, as a request

@@ -175,10 +175,11 @@ def _cluster(ports, index):
 
 # Ranking margins (Eq. 3) far above any perceptual distance here: every hinge term stays active.
 # At the papers' margins (0.01, 0.001) some terms sit within 1e-4 of the hinge, where the
-# rounding of a 2-image vs a 4-image batch can switch one off in one run and not the other,
-# changing the step's gradient by several percent. (CI once read a 5 % gap that no run here
-# reproduced, on another CPU; a switched hinge is the loss's one kink that near.) The gradient
-# is the same for every active term, so the update still tests the all-reduce.
+# rounding of a 2-image vs a 4-image batch could switch one off in one run and not the other.
+# The gradient is the same for every active term, so the update still tests the all-reduce.
+# (CI read 5 % and 9 % gaps that no run here reproduced. The cause was the data: the shuffled
+# training sequence depended on how far Keras's peeking iterator had read ahead, see
+# amc_tf.data.features._shuffled_passes and tests/test_inputs.py.)
 CONFIG = dict(batch_size=4, mismatch_mode="pairs", steps_per_epoch=STEPS_PER_EPOCH,
               rank_margin_da=10.0, rank_margin_dm=10.0)
 
@@ -254,12 +255,20 @@ def test_multi_worker_update_matches_one_worker(runs):
     with open(tmp / "init_names.json") as f:
         names = json.load(f)           # the variables' names, to say which part differs
     gaps = sorted(((float(np.abs(a - b).max()) / float(np.abs(a - z).max()),
-                    name.split("/")[0] + "/" + name.split("/")[-2])
+                    name.split("/")[0] + "/" + "/".join(name.split("/")[-2:]))
                    for a, b, z, name in zip(one[:nets], w0[:nets], before, names)
                    if a.size > 1 and float(np.abs(a - z).max()) > 1e-3), reverse=True)
     worst = gaps[0][0]
-    print("overall", overall, "worst", gaps[:5])
-    assert overall < 1e-2 and worst < 5e-2, (overall, gaps[:5])
+    # The BN moving statistics dominate the update's norm; the trainable weights (Adam moves
+    # each by about the learning rate) are reported apart, to say which part differs.
+    parts = {}
+    for a, b, z, name in zip(one[:nets], w0[:nets], before, names):
+        part = parts.setdefault("moving" if "/moving_" in name else "trainable", [0.0, 0.0])
+        part[0] += float(np.sum((a - z).astype(np.float64) ** 2))
+        part[1] += float(np.sum((a - b).astype(np.float64) ** 2))
+    parts = {k: round(float(np.sqrt(gap / update)), 5) for k, (update, gap) in parts.items()}
+    print("overall", overall, "by part", parts, "worst", gaps[:5])
+    assert overall < 1e-2 and worst < 5e-2, (overall, parts, gaps[:5])
     # The optimizers' state (Adam's moments, the step counters) as a whole.
     num = np.sqrt(sum(float(np.sum((a - b) ** 2)) for a, b in zip(one[nets:], w0[nets:])))
     den = np.sqrt(sum(float(np.sum(a.astype(np.float64) ** 2)) for a in one[nets:]))

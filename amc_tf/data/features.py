@@ -75,6 +75,32 @@ def parse_examples(serialized, num_keypoints, num_frames=NUM_FRAMES, frame_size=
     return out
 
 
+SHUFFLE_BUFFER = 1024
+
+
+def _shuffled_passes(records, seed, source):
+    """`records` repeated forever, pass p shuffled with a seed of its own derived from `seed`
+    and p (a random `seed` when None, drawn once here). Raises ValueError naming `source` when
+    there is no record (`repeat()` would end; this would wait forever).
+
+    Every iterator of the result yields the same sequence. `shuffle(reshuffle_each_iteration)`
+    + `repeat()` would not: each pass draws its seeds from one generator the dataset's
+    iterators share, so an iterator that read ahead into a new pass (Keras `fit` peeks at a
+    batch through a first iterator, then makes another; prefetching decides how far the first
+    got) changes the order the next one trains on, and the workers of a multi-worker job would
+    no longer split the same global batches.
+    """
+    import random
+    import tensorflow as tf
+    if tf.executing_eagerly() and not any(True for _ in records.take(1)):
+        raise ValueError(f"no records to repeat in {source} (an empty split, or the record "
+                         f"filter keeps none)")
+    base = random.SystemRandom().randrange(2 ** 31) if seed is None else int(seed)
+    return tf.data.Dataset.counter().flat_map(lambda p: records.shuffle(
+        SHUFFLE_BUFFER, seed=tf.constant(base, tf.int64) * 1_000_003 + p,
+        reshuffle_each_iteration=False))
+
+
 def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=True,
                  num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, drop_remainder=True, seed=None,
                  num_landmarks=None, record_filter=None):
@@ -86,13 +112,15 @@ def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=T
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
     compression = "GZIP" if files[0].endswith(".gz") else None
-    ds = tf.data.TFRecordDataset(files, compression_type=compression)
+    records = tf.data.TFRecordDataset(files, compression_type=compression)
     if record_filter is not None:
-        ds = ds.filter(record_filter)
-    if shuffle:
-        ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+        records = records.filter(record_filter)
+    if shuffle and repeat:
+        ds = _shuffled_passes(records, seed, repr(file_pattern))
+    elif shuffle:
+        ds = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    else:
+        ds = records.repeat() if repeat else records
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(lambda s: parse_examples(s, num_keypoints, num_frames, frame_size,
                                          num_landmarks),
