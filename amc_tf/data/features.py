@@ -79,16 +79,18 @@ SHUFFLE_BUFFER = 1024
 
 
 def _shuffled_passes(records, seed, source):
-    """`records` repeated forever, pass p shuffled with a seed of its own derived from `seed`
-    and p (a random `seed` when None, drawn once here). Raises ValueError naming `source` when
-    there is no record (`repeat()` would end; this would wait forever).
+    """`records` repeated forever, each pass in an order of its own: every block of
+    SHUFFLE_BUFFER records of pass p sorted by keys drawn statelessly from (`seed`, p, index);
+    a random `seed` when None, drawn once here. Raises ValueError naming `source` when there is
+    no record (passes of nothing would be looked for forever).
 
     Every iterator of the result yields the same sequence. `shuffle(reshuffle_each_iteration)`
     + `repeat()` would not: each pass draws its seeds from one generator the dataset's
     iterators share, so an iterator that read ahead into a new pass (Keras `fit` peeks at a
     batch through a first iterator, then makes another; prefetching decides how far the first
     got) changes the order the next one trains on, and the workers of a multi-worker job would
-    no longer split the same global batches.
+    no longer split the same global batches. (Stateless keys, not `shuffle(seed=tensor)`:
+    a tensor seed breaks under a global seed of 0.)
     """
     import random
     import tensorflow as tf
@@ -96,9 +98,15 @@ def _shuffled_passes(records, seed, source):
         raise ValueError(f"no records to repeat in {source} (an empty split, or the record "
                          f"filter keeps none)")
     base = random.SystemRandom().randrange(2 ** 31) if seed is None else int(seed)
-    return tf.data.Dataset.counter().flat_map(lambda p: records.shuffle(
-        SHUFFLE_BUFFER, seed=tf.constant(base, tf.int64) * 1_000_003 + p,
-        reshuffle_each_iteration=False))
+
+    def one_pass(p):
+        def key(i, record):
+            salt = tf.stack([tf.constant(base, tf.int64), p * 2 ** 32 + i])
+            return tf.random.stateless_uniform([], salt, minval=None, maxval=None,
+                                               dtype=tf.int64), record
+        blocks = records.enumerate().map(key).batch(SHUFFLE_BUFFER)
+        return blocks.map(lambda keys, block: tf.gather(block, tf.argsort(keys))).unbatch()
+    return tf.data.Dataset.counter().flat_map(one_pass)
 
 
 def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=True,
