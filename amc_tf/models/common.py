@@ -6,10 +6,37 @@ import tensorflow as tf
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="amc_tf")
+class GlobalBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization whose `synchronized` statistics are the global batch's, computed in
+    two passes: the mean (one all-reduce of sums and counts), then the mean squared deviation
+    from it (a second all-reduce). Keras's own takes E[x²] − E[x]² from one pass, which cancels
+    catastrophically when a channel's mean is large against its spread, as it is for the
+    tiny per-call batches of the discriminators' heads (4 clips); its rounding then depends on
+    how the batch is split across replicas, and the BN backward amplifies it into gradients
+    that differed by 1-3 % between one worker and two (tests/test_multi_worker.py). With one
+    replica there is nothing to reduce: tf.nn.moments, also two passes."""
+
+    def _moments(self, inputs, mask):
+        context = tf.distribute.get_replica_context()
+        if not self.synchronized or mask is not None or context is None:
+            return super()._moments(inputs, mask)
+        axes = self._reduction_axes
+        if context.num_replicas_in_sync == 1:
+            return tf.nn.moments(inputs, axes)
+        count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype)
+        total, count = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.reduce_sum(inputs, axes, keepdims=True), count])
+        mean = total / count
+        squares = tf.reduce_sum(tf.square(inputs - mean), axes, keepdims=True)
+        variance = context.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
+        return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+
+
 def batch_norm(synchronized, name=None):
     """BN with statistics over the global batch under tf.distribute when `synchronized`."""
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized,
-                                           name=name)
+    return GlobalBatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized,
+                                    name=name)
 
 
 def fold_time(x):
