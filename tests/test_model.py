@@ -226,6 +226,38 @@ def test_gram_matrix_and_ranking_by_hand():
     np.testing.assert_allclose(r, expected, atol=1e-7)
 
 
+def test_memory_saving_forms_give_the_plain_values_and_gradients():
+    """common.leaky_relu (gradient read from its output) and Generator.gate (skip + s·(u − skip),
+    skip broadcast over the steps) equal ops.leaky_relu and s·u + (1 − s)·repeat(skip), values
+    and gradients."""
+    from keras import ops
+
+    from amc_tf.models.common import leaky_relu
+    x = tf.constant([[-2.0, -0.5, 0.0, 0.3, 4.0]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, plain = leaky_relu(x, 0.2), ops.leaky_relu(x, 0.2)
+    np.testing.assert_array_equal(ours.numpy(), plain.numpy())
+    np.testing.assert_array_equal(tape.gradient(ours, x).numpy(), tape.gradient(plain, x).numpy())
+
+    g = Generator(num_frames=4, frame_size=8, num_classes=2, num_keypoints=1, noise_dim=2,
+                  encoder_filters=(4,) * 5, decoder_filters=(4,) * 4, kernel_size=3,
+                  leaky_relu_slope=0.2, sync_batchnorm=False)
+    rng = np.random.default_rng(0)
+    s, u = (tf.constant(rng.uniform(size=(6, 5, 5, 3)), tf.float32) for _ in range(2))
+    skip = tf.constant(rng.normal(size=(2, 5, 5, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([s, u, skip])
+        ours = g.gate(s, u, skip)
+        plain = s * u + (1.0 - s) * tf.repeat(skip, 3, axis=0)
+        weights = tf.constant(rng.normal(size=(6, 5, 5, 3)), tf.float32)
+        ours_loss, plain_loss = (tf.reduce_sum(v * weights) for v in (ours, plain))
+    np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=1e-6, atol=1e-6)
+    for a, b in zip(tape.gradient(ours_loss, [s, u, skip]),
+                    tape.gradient(plain_loss, [s, u, skip])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_losses_by_hand():
     logits = tf.constant([[0.0, 2.0]])
     bce = losses.bce_with_logits(logits, 0.9).numpy()[0]

@@ -39,6 +39,27 @@ def batch_norm(synchronized, name=None):
                                     name=name)
 
 
+def leaky_relu(x, slope):
+    """max(x, slope * x) whose gradient is read from its output: for slope > 0, y > 0 exactly
+    where x > 0. TF's own LeakyReluGrad reads the input, so the backward kept one more
+    activation-sized tensor per layer (the conv or BN output) beside the output the next conv
+    keeps anyway, and Grappler could not fuse conv + bias + activation (PyTorch's in-place
+    leaky_relu keeps only the output too). Same values and gradients as ops.leaky_relu."""
+    if slope <= 0:
+        return ops.leaky_relu(x, slope)
+
+    @ops.custom_gradient
+    def forward(x):
+        y = ops.leaky_relu(x, slope)
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            # One kernel, no mask temporaries: LeakyReluGrad only asks features > 0.
+            return tf.raw_ops.LeakyReluGrad(gradients=upstream, features=y, alpha=slope)
+        return y, grad
+    return forward(x)
+
+
 def fold_time(x):
     """(batch, time, ...) -> (batch * time, ...); returns the tensor and (batch, time)."""
     shape = ops.shape(x)

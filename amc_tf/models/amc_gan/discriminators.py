@@ -8,7 +8,8 @@ the outputs of their first two per-frame layers, the j = 1, 2 layers of the perc
 import keras
 from keras import ops
 
-from amc_tf.models.common import Network, batch_norm, fold_time, tile_spatial, unfold_time
+from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
+                                   unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
 
 
@@ -82,7 +83,7 @@ class AppearanceDiscriminator(Network):
                                     self.frame_size, 3))}
 
     def lrelu(self, x):
-        return ops.leaky_relu(x, self.leaky_relu_slope)
+        return leaky_relu(x, self.leaky_relu_slope)
 
     def encode_frames(self, video, training=False):
         """Per-frame conv2d(k,2) - BN - lrelu stack; the outputs of every layer, (batch, T, ...)."""
@@ -207,7 +208,7 @@ class MotionDiscriminator(Network):
                 "motion_class": ops.zeros((batch_size,), dtype="int32")}
 
     def lrelu(self, x):
-        return ops.leaky_relu(x, self.leaky_relu_slope)
+        return leaky_relu(x, self.leaky_relu_slope)
 
     def encode_frames(self, video, training=False):
         x, batch_time = fold_time(ops.cast(video, self.compute_dtype))

@@ -5,7 +5,8 @@ import types
 import keras
 from keras import ops
 
-from amc_tf.models.common import Network, batch_norm, fold_time, tile_spatial, unfold_time
+from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
+                                   unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
 
 # A motion_class of NO_LABEL has the zero one-hot as y^l_m (Table 4's "No y_m" feeds it).
@@ -114,7 +115,7 @@ class Generator(Network):
         }
 
     def lrelu(self, x):
-        return ops.leaky_relu(x, self.leaky_relu_slope)
+        return leaky_relu(x, self.leaky_relu_slope)
 
     def encode(self, appearance, training=False):
         """φ(y_a) (batch, H/8, W/8, C) and the skip tensors [Conv4, Conv3, Conv2] outputs."""
@@ -137,6 +138,17 @@ class Generator(Network):
         return ops.concatenate(
             [h, per_step(phi), per_step(tile_spatial(noise, self.latent_size))], axis=-1)
 
+    def gate(self, s, u, skip):
+        """The element-wise gating s·u + (1 − s)·skip of Conv1{1,2,3} (A.1), written as
+        skip + s·(u − skip) with the skip tensor broadcast over the T−1 steps: the backward
+        then keeps s and u − skip only, not u, 1 − s and a per-step copy of skip (at
+        paper-natops each is 0.2-0.7 GiB). s, u: (batch * (T-1), H, W, C); skip (batch, H, W, C)."""
+        steps = self.num_frames - 1
+        per_clip = lambda x: ops.reshape(x, (-1, steps) + tuple(x.shape[1:]))
+        skip = skip[:, None]
+        x = skip + per_clip(s) * (per_clip(u) - skip)
+        return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
+
     def call(self, inputs, training=False):
         appearance = ops.cast(inputs["appearance"], self.compute_dtype)
         velocity = ops.cast(inputs["velocity"], self.compute_dtype)
@@ -157,14 +169,13 @@ class Generator(Network):
 
         # Decode all time steps as one batch.
         h, batch_time = fold_time(h)
-        per_step = lambda x: ops.repeat(x, self.num_frames - 1, axis=0)
         x = self.skip_concat(h, phi, noise)
         for i in range(3):
             x = self.lrelu(self.decoder_norms[i](self.decoder_convs[i](x), training=training))
             u = self.upsample(x)
             # Conv1{1,2,3}: the gate from the convLSTM output.
             s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
-            x = s * u + (1.0 - s) * per_step(skips[i])              # element-wise gating
+            x = self.gate(s, u, skips[i])
         x = self.lrelu(self.decoder_norms[3](self.decoder_convs[3](x), training=training))
         x = ops.tanh(self.output_conv(x))
         return ops.cast(unfold_time(x, batch_time), "float32")
