@@ -48,6 +48,7 @@ import amc_tf  # noqa: F401  first: it turns oneDNN on before TensorFlow loads (
 import tensorflow as tf
 
 from amc_tf.models import get_family
+from amc_tf.training.train import graph_optimizer_options
 
 # The benchmarks share the tests' random batch (tests/fixtures.py: not part of the package).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -315,7 +316,8 @@ def bench_preset(name, batch_size, steps, peak, jit=False, profile=False, model=
         gan = family.build(c)
         batch = random_model_batch(c, c.batch_size)
     step = tf.function(gan.train_step, jit_compile=jit)
-    with memory.phase("train_step"):
+    # The step runs with the Grappler options training uses (train.graph_optimizer_options).
+    with memory.phase("train_step"), graph_optimizer_options(family):
         flops = run_and_count(step, batch)
         t_step = timed(lambda: [v.numpy() for v in step(batch).values()], steps)
 

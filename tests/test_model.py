@@ -258,6 +258,33 @@ def test_memory_saving_forms_give_the_plain_values_and_gradients():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_convlstm_step_weights_give_the_plain_unroll():
+    """An unroll that passes the weights from step to step (ConvLSTMCell.step_weights) has the
+    plain unroll's outputs and weight gradients."""
+    cell = ConvLSTMCell(4, 3)
+    rng = np.random.default_rng(0)
+    xs = tf.constant(rng.normal(size=(5, 2, 6, 6, 3)), tf.float32)      # (T, B, H, W, C)
+    cell.build(xs.shape[1:])
+    zeros = tf.zeros((2, 6, 6, 4))
+
+    def unroll(chained):
+        states, total = [zeros, zeros], 0.0
+        weights = cell.step_weights(len(xs)) if chained else [None] * len(xs)
+        for t in range(len(xs)):
+            h, states = cell(xs[t], states, step_weights=weights[t])
+            total += tf.reduce_sum(h * float(t + 1))
+        return total
+    results = []
+    for chained in (False, True):
+        with tf.GradientTape() as tape:
+            total = unroll(chained)
+        results.append((total, tape.gradient(total, [cell.kernel, cell.bias])))
+    (plain, plain_grads), (ours, our_grads) = results
+    np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=1e-6)
+    for a, b in zip(our_grads, plain_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_losses_by_hand():
     logits = tf.constant([[0.0, 2.0]])
     bce = losses.bce_with_logits(logits, 0.9).numpy()[0]

@@ -296,3 +296,25 @@ def test_mixed_precision_training_of_every_family(tmp_path, model):
                                seed=3, velocity_bank=bank)
     assert video.dtype == np.uint8 and video.shape == (1, c.num_frames, 64, 64, 3)
     assert video[0, 1:].std() > 0
+
+
+def test_graph_optimizer_options_last_for_the_run_only():
+    """A family's Grappler options (AMC-GAN: no arithmetic optimizer, which would fold the
+    ConvLSTM's chain of per-step gradient sums into one) hold inside and are restored after,
+    also after an error; a family with none changes nothing."""
+    from amc_tf.models import get_family
+    from amc_tf.training.train import graph_optimizer_options
+    amc, imaginator = get_family("amc-gan"), get_family("imaginator")
+    assert amc.graph_optimizer_options == {"arithmetic_optimization": False}
+    with graph_optimizer_options(amc):
+        assert tf.config.optimizer.get_experimental_options()["arithmetic_optimization"] is False
+    assert tf.config.optimizer.get_experimental_options().get("arithmetic_optimization",
+                                                              True) is True
+    with pytest.raises(RuntimeError):
+        with graph_optimizer_options(amc):
+            raise RuntimeError("a failed run")
+    assert tf.config.optimizer.get_experimental_options().get("arithmetic_optimization",
+                                                              True) is True
+    outside = tf.config.optimizer.get_experimental_options()
+    with graph_optimizer_options(imaginator):
+        assert tf.config.optimizer.get_experimental_options() == outside

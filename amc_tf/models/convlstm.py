@@ -39,10 +39,24 @@ class ConvLSTMCell(keras.layers.Layer):
             initializer=keras.initializers.Constant(
                 [0.0] * self.filters + [1.0] * self.filters + [0.0] * 2 * self.filters))
 
-    def call(self, inputs, states):
+    def step_weights(self, steps):
+        """(kernel, bias) for each of `steps` calls (`call(..., step_weights=w[t])`), read once
+        and passed on as a chain of identities, step t + 1's from step t's. The backward then
+        adds each step's weight gradient to a running sum as it undoes the steps; with one read
+        shared by all steps it kept every step's gradient (18 MiB each for paper-natops' G) for
+        one sum at the end. Same values and gradients."""
+        kernel, bias = ops.convert_to_tensor(self.kernel), ops.convert_to_tensor(self.bias)
+        chain = []
+        for _ in range(steps):
+            kernel, bias = ops.copy(kernel), ops.copy(bias)
+            chain.append((kernel, bias))
+        return chain
+
+    def call(self, inputs, states, step_weights=None):
         h_prev, c_prev = states
-        z = ops.conv(ops.concatenate([inputs, h_prev], axis=-1), self.kernel, strides=1,
-                     padding="same") + self.bias
+        kernel, bias = (self.kernel, self.bias) if step_weights is None else step_weights
+        z = ops.conv(ops.concatenate([inputs, h_prev], axis=-1), kernel, strides=1,
+                     padding="same") + bias
         i, f, g, o = ops.split(z, 4, axis=-1)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)

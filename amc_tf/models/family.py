@@ -43,6 +43,9 @@ class ModelFamily:
     config_class = None         # its config dataclass (FamilyConfig: from_json)
     model_class = None          # "module:Class" of the trainable keras.Model, Class(config, name)
     networks_module = None      # the module whose import registers the saved generator's classes
+    # Grappler options (tf.config.optimizer.set_experimental_options) its train step is run
+    # with; training applies them for the run only (`train.graph_optimizer_options`).
+    graph_optimizer_options = {}
 
     # ------------------------------------------------------------------ configuration
     def config(self, preset, num_classes=None, num_keypoints=None, ablation="none"):

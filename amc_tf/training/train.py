@@ -2,6 +2,7 @@
 family (amc_tf.models.family). Every file goes through tf.io.gfile: out_dir may be gs:// or ram://.
 """
 
+import contextlib
 import math
 import posixpath
 
@@ -375,8 +376,9 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
             if first < last:
                 family.enter_phase(model, phase)
                 model.make_train_function(force=True)
-                model.fit(train_ds, epochs=last, steps_per_epoch=per_epoch, initial_epoch=first,
-                          callbacks=cbs, verbose=verbose)
+                with graph_optimizer_options(family):
+                    model.fit(train_ds, epochs=last, steps_per_epoch=per_epoch,
+                              initial_epoch=first, callbacks=cbs, verbose=verbose)
                 if model.stop_training:   # a callback ended the run (e.g. a time budget)
                     break
         generator = family.generator(model)
@@ -388,6 +390,25 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("float32")
     return model
+
+
+@contextlib.contextmanager
+def graph_optimizer_options(family):
+    """Applies `family.graph_optimizer_options` to the functions first run inside (Grappler
+    optimizes a tf.function when it is first called) and restores the process's options after:
+    tf.config.optimizer is process-wide."""
+    options = dict(family.graph_optimizer_options)
+    if not options:
+        yield
+        return
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options(options)
+    try:
+        yield
+    finally:
+        # A key that was not set before is on by default (every Grappler optimizer is).
+        tf.config.optimizer.set_experimental_options(
+            {key: before.get(key, True) for key in options})
 
 
 # The shuffle seed every worker of a multi-worker run shares (plus the step it resumes at).

@@ -24,6 +24,12 @@ class AMCGANFamily(ModelFamily):
     config_class = amc_config.AMCConfig
     model_class = "amc_tf.models.amc_gan.model:AMCGAN"
     networks_module = "amc_tf.models.amc_gan.generator"
+    # The ConvLSTMs pass their weights from step to step (ConvLSTMCell.step_weights) so the
+    # backward sums the steps' weight gradients as it goes. Grappler's arithmetic optimizer
+    # folds that chain of sums back into one AddN over all steps, which holds every step's
+    # gradient at once: at paper-natops 4.4 instead of 5.9 GiB of tensors at the step's peak,
+    # for the same step time (docs/measurements.md).
+    graph_optimizer_options = {"arithmetic_optimization": False}
 
     def training_phases(self, config):
         # Not in the paper (0 at the paper presets): G-only reconstruction steps first.

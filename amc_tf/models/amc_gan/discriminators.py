@@ -226,8 +226,11 @@ class MotionDiscriminator(Network):
         (batch, T-1, h, w, C); a motion_class of NO_LABEL (-1) has the zero one-hot."""
         states = [appearance_code, appearance_code]       # initialised from the encoded y_a
         outputs = []
+        if not self.cell.built:
+            self.cell.build(frame_codes[:, 0].shape)
+        step_weights = self.cell.step_weights(frame_codes.shape[1])
         for t in range(frame_codes.shape[1]):
-            o, states = self.cell(frame_codes[:, t], states)
+            o, states = self.cell(frame_codes[:, t], states, step_weights=step_weights[t])
             outputs.append(o)
         o, batch_time = fold_time(ops.stack(outputs, axis=1))
         shared = self.lrelu(self.head_norm(self.head_conv(o), training=training))

@@ -162,8 +162,12 @@ class Generator(Network):
         # Unroll the convLSTM T-1 times from states initialised with φ(y_a).
         states = [phi, phi]
         outputs = []
+        if not self.cell.built:
+            self.cell.build((None, self.latent_size, self.latent_size, y_m.shape[-1]))
+        step_weights = self.cell.step_weights(self.num_frames - 1)
         for t in range(self.num_frames - 1):
-            h, states = self.cell(tile_spatial(y_m[:, t], self.latent_size), states)
+            h, states = self.cell(tile_spatial(y_m[:, t], self.latent_size), states,
+                                  step_weights=step_weights[t])
             outputs.append(h)
         h = ops.stack(outputs, axis=1)                                   # (B, T-1, 8, 8, 256)
 
