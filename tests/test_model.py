@@ -553,6 +553,35 @@ def test_generator_traces_with_fixed_signature_and_round_trips(tmp_path):
     assert path.endswith("generator.keras")
 
 
+
+def test_generator_saved_with_keras_batch_norm_still_loads(tmp_path, monkeypatch):
+    """A generator saved before amc_tf's two-pass BatchNormalization (with Keras's layer) loads
+    with the same weights and outputs; new saves hold amc_tf's layer."""
+    import keras
+    from amc_tf.models import common
+    from amc_tf.models.amc_gan import generator as generator_module
+    c = get_preset("test")
+    keras_bn = lambda synchronized, name=None: keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
+    monkeypatch.setattr(generator_module, "batch_norm", keras_bn)
+    old = build_generator(c)
+    old.build()
+    monkeypatch.undo()
+    assert not any(isinstance(layer, common.BatchNormalization) for layer in old._flatten_layers())
+    for v in old.weights:                  # statistics that differ from the initial ones
+        if "moving_" in v.path:
+            v.assign(np.random.default_rng(0).uniform(0.5, 1.5, v.shape).astype("float32"))
+    batch = conditions_of(random_model_batch(c, 2))
+    save_model(old, str(tmp_path / "old" / "generator.keras"))
+    loaded = load_generator(str(tmp_path / "old"))
+    np.testing.assert_allclose(loaded(batch).numpy(), old(batch).numpy(), atol=1e-6)
+    new = build_generator(c)
+    new.build()
+    assert any(isinstance(layer, common.BatchNormalization) for layer in new._flatten_layers())
+    save_model(new, str(tmp_path / "new" / "generator.keras"))
+    assert any(isinstance(layer, common.BatchNormalization)
+               for layer in load_generator(str(tmp_path / "new"))._flatten_layers())
+
 def test_test_preset_train_step_well_under_a_second():
     c = get_preset("test")
     gan = AMCGAN(c)

@@ -7,15 +7,20 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
-class GlobalBatchNormalization(keras.layers.BatchNormalization):
-    """BatchNormalization whose `synchronized` statistics are the global batch's, computed in
-    two passes: the mean (one all-reduce of sums and counts), then the mean squared deviation
+class BatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization whose `synchronized` statistics are the global batch's,
+    computed in two passes: the mean (one all-reduce of sums and counts), then the mean squared deviation
     from it (a second all-reduce). Keras's own takes E[x²] − E[x]² from one pass, which cancels
     catastrophically when a channel's mean is large against its spread, as it is for the
     tiny per-call batches of the discriminators' heads (4 clips); its rounding then depends on
     how the batch is split across replicas, and the BN backward amplifies it into gradients
     that differed by 1-3 % between one worker and two (tests/test_multi_worker.py). With one
-    replica there is nothing to reduce: tf.nn.moments, also two passes."""
+    replica there is nothing to reduce: tf.nn.moments, also two passes.
+
+    Keras's class name on purpose: a .keras file stores the weights of layers held in a list
+    under their class name (`batch_normalization_2/vars`), so a generator saved before this
+    class existed still loads (as Keras's layer; inference reads the same moving statistics).
+    """
 
     def _moments(self, inputs, mask):
         context = tf.distribute.get_replica_context()
@@ -35,8 +40,7 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
 
 def batch_norm(synchronized, name=None):
     """BN with statistics over the global batch under tf.distribute when `synchronized`."""
-    return GlobalBatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized,
-                                    name=name)
+    return BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
 
 
 def leaky_relu(x, slope):
