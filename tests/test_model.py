@@ -553,7 +553,6 @@ def test_generator_traces_with_fixed_signature_and_round_trips(tmp_path):
     assert path.endswith("generator.keras")
 
 
-
 def test_generator_saved_with_keras_batch_norm_still_loads(tmp_path, monkeypatch):
     """A generator saved before amc_tf's two-pass BatchNormalization (with Keras's layer) loads
     with the same weights and outputs; new saves hold amc_tf's layer."""
@@ -581,6 +580,7 @@ def test_generator_saved_with_keras_batch_norm_still_loads(tmp_path, monkeypatch
     save_model(new, str(tmp_path / "new" / "generator.keras"))
     assert any(isinstance(layer, common.BatchNormalization)
                for layer in load_generator(str(tmp_path / "new"))._flatten_layers())
+
 
 def test_test_preset_train_step_well_under_a_second():
     c = get_preset("test")

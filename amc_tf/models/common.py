@@ -9,13 +9,13 @@ from keras import ops
 @keras.saving.register_keras_serializable(package="amc_tf")
 class BatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization whose `synchronized` statistics are the global batch's,
-    computed in two passes: the mean (one all-reduce of sums and counts), then the mean squared deviation
-    from it (a second all-reduce). Keras's own takes E[x²] − E[x]² from one pass, which cancels
-    catastrophically when a channel's mean is large against its spread, as it is for the
-    tiny per-call batches of the discriminators' heads (4 clips); its rounding then depends on
-    how the batch is split across replicas, and the BN backward amplifies it into gradients
-    that differed by 1-3 % between one worker and two (tests/test_multi_worker.py). With one
-    replica there is nothing to reduce: tf.nn.moments, also two passes.
+    computed in two passes: the mean (one all-reduce of sums and counts), then the mean squared
+    deviation from it (a second all-reduce). Keras's own takes E[x²] − E[x]² from one pass,
+    which cancels catastrophically when a channel's mean is large against its spread, as it is
+    for the tiny per-call batches of the discriminators' heads (4 clips); its rounding then
+    depends on how the batch is split across replicas, and the BN backward amplifies it into
+    gradients that differed by 1-3 % between one worker and two (tests/test_multi_worker.py).
+    With one replica there is nothing to reduce: tf.nn.moments, also two passes.
 
     Keras's class name on purpose: a .keras file stores the weights of layers held in a list
     under their class name (`batch_normalization_2/vars`), so a generator saved before this
