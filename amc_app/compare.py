@@ -69,7 +69,7 @@ def _callbacks():
 def judge_key(config):
     """What the judges depend on: two families whose configs agree here share them."""
     fields = {k: v for k, v in json.loads(config.to_json()).items() if k.startswith("clf_")}
-    return {"num_frames": config.num_frames, "frame_size": config.frame_size,
+    return {"num_frames": config.num_frames, "frame_size": config.judge_frame_size,
             "num_classes": config.num_classes, "preset": config.name, **fields}
 
 

@@ -15,7 +15,9 @@ def _run(args):
         home=args.home, model=args.model, preset=args.preset, raw_data_path=args.raw,
         dataset=args.dataset, eval_ratio_threshold=args.eval_threshold,
         beam_workers=args.beam_workers, classifier_train_steps=args.classifier_steps,
-        model_train_steps=args.model_steps, enable_cache=args.cache)
+        model_train_steps=args.model_steps, enable_cache=args.cache,
+        augmentation={"augment_copies": args.augment_copies,
+                      "flip_probability": args.flip_probability, "strides": args.strides})
     from pipeline import results
     summary = results.run_summary(layout, configs.model_name(args.model))
     print(json.dumps(summary, indent=2))
@@ -100,6 +102,14 @@ def register(subparsers):
                    help="training steps of the model (default: the preset's)")
     r.add_argument("--beam-workers", type=int, default=1)
     r.add_argument("--cache", action="store_true", help="reuse unchanged components' outputs")
+    augmentation = r.add_argument_group(
+        "augmentation (B.1)", "default: the preset's copies with the dataset's flip and strides; "
+        "none for gestures at the paper presets (the paper does not augment NATOPS)")
+    augmentation.add_argument("--augment-copies", type=int, default=None,
+                              help="examples per clip, each with a random flip and stride")
+    augmentation.add_argument("--flip-probability", type=float, default=None)
+    augmentation.add_argument("--strides", type=int, nargs="+", default=None,
+                              help="frame strides to draw from, e.g. 1 2 3")
     r.set_defaults(func=_run)
 
     c = sub.add_parser("compile-vertex", help="compile the Vertex AI Pipelines job spec (offline)")

@@ -51,6 +51,10 @@ class RunSettings:
     # None (all three): the metrics are reported; only example_count >= 1 gates.
     eval_change_tolerance: Optional[float] = 0.0
     augment_copies: int = 1
+    # Whether the dataset style decides the augmentation (its `paper_augmentation`; the paper
+    # presets) or every dataset gets augment_copies B.1 copies (the small presets, whose few
+    # synthetic clips need them; the synthetic gestures are side-neutral, so flips keep classes).
+    follow_paper_augmentation: bool = False
     # None: the preset's own `train_steps` (the family's config), the single source of the length.
     model_train_steps: Optional[int] = None
 
@@ -71,13 +75,32 @@ RUN_SETTINGS = {
                        augment_copies=2),
     "paper-natops": RunSettings(classifier_train_steps=20000, eval_ratio_threshold=0.5,
                                 eval_real_accuracy_threshold=0.9, eval_change_tolerance=0.02,
-                                augment_copies=4),
+                                augment_copies=4, follow_paper_augmentation=True),
     "paper-mug": RunSettings(classifier_train_steps=10000, eval_ratio_threshold=0.5,
                              eval_real_accuracy_threshold=0.9, eval_change_tolerance=0.02,
-                             augment_copies=4),
+                             augment_copies=4, follow_paper_augmentation=True),
 }
 # G3AN's paper preset: 16 frames of MUG's 6 classes, run as paper-mug.
 RUN_SETTINGS["paper"] = RUN_SETTINGS["paper-mug"]
+
+
+# ExampleGen's custom_config for no augmentation: each clip once, unflipped, every frame.
+NO_AUGMENTATION = {"augment_copies": 1, "flip_probability": 0.0, "strides": [1]}
+
+
+def example_gen_config(preset, dataset, **overrides):
+    """VideoExampleGen's custom_config of a run: the preset's B.1 copies, or none where the
+    preset follows the paper and the paper does not augment the dataset (gestures at the paper
+    presets); `overrides` (augment_copies, flip_probability, strides, num_classes; None: not
+    given) win, so augmentation stays available everywhere."""
+    from amc_tf.data import datasets
+    run = RUN_SETTINGS[preset]
+    if run.follow_paper_augmentation and not datasets.get(dataset).paper_augmentation:
+        config = dict(NO_AUGMENTATION)
+    else:
+        config = {"augment_copies": run.augment_copies}
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    return config
 
 
 def model_train_steps(family, preset):

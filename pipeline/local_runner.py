@@ -49,8 +49,10 @@ def local_pipeline(home: str, preset: str = "cpu", raw_data_path: Optional[str] 
                    pipeline_name: Optional[str] = None, beam_workers: int = 1,
                    classifier_train_steps: Optional[int] = None,
                    model_train_steps: Optional[int] = None, enable_cache: bool = False,
-                   model: str = DEFAULT_FAMILY):
-    """The pipeline for a local run with everything under `home`."""
+                   model: str = DEFAULT_FAMILY, augmentation: Optional[dict] = None):
+    """The pipeline for a local run with everything under `home`; `augmentation`: ExampleGen
+    options over the preset's and dataset's default (configs.example_gen_config), e.g.
+    {"augment_copies": 2, "flip_probability": 0.5}."""
     from tfx import v1 as tfx
 
     from pipeline.amc_pipeline import create_pipeline
@@ -82,7 +84,7 @@ def local_pipeline(home: str, preset: str = "cpu", raw_data_path: Optional[str] 
         eval_change_tolerance=run.eval_change_tolerance,
         serving_model_dir=layout["serving_model_dir"],
         schema_path=configs.schema_path(dataset),
-        example_gen_config={"augment_copies": run.augment_copies},
+        example_gen_config=configs.example_gen_config(preset, dataset, **(augmentation or {})),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             layout["metadata_path"]),
         beam_pipeline_args=local_beam_args(beam_workers),

@@ -105,9 +105,8 @@ def build_pipeline(settings: VertexSettings):
     run = configs.RUN_SETTINGS[settings.preset]
     schema = os.path.join(settings.container_repo_root, "schemas", settings.dataset,
                           "schema.pbtxt")
-    example_gen_config = {"augment_copies": run.augment_copies}
-    if settings.num_classes is not None:
-        example_gen_config["num_classes"] = settings.num_classes
+    example_gen_config = configs.example_gen_config(settings.preset, settings.dataset,
+                                                    num_classes=settings.num_classes)
     return create_pipeline(
         pipeline_name=configs.vertex_pipeline_name(settings.model),
         pipeline_root=settings.pipeline_root,

@@ -296,6 +296,27 @@ def test_video_example_gen_executor(raw, tmp_path):
         example_gen.VideoExampleGen(input_base=raw, custom_config={"augment_copys": 2})
 
 
+def test_example_gen_without_augmentation_at_the_paper_natops_preset(raw, tmp_path):
+    """The paper takes each NATOPS clip once (B.1): the paper-natops run's ExampleGen config,
+    through the component's executor (its Struct turns numbers into floats), writes one
+    unflipped copy per clip at stride 1."""
+    from tfx.types import standard_artifacts, standard_component_specs
+    from amc_tf.data import example_gen
+    from pipeline import configs
+    config = dict(configs.example_gen_config("paper-natops", "gestures"), seed=5,
+                  eval_fraction=0.34)
+    component = example_gen.VideoExampleGen(input_base=raw, dataset="gestures",
+                                            custom_config=config)
+    exec_properties = dict(component.exec_properties)
+    exec_properties[standard_component_specs.INPUT_BASE_KEY] = raw
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    example_gen.Executor().Do({}, {"examples": [examples]}, exec_properties)
+    ids = [e[features.CLIP_ID].decode() for split in ("train", "eval")
+           for e in _read_split(examples.uri, split)]
+    assert len(ids) == 18 and all(i.endswith("#0:s1") for i in ids), ids
+
+
 def test_cli_synth_preprocess_contact_sheet(tmp_path):
     from amc_app import cli
     raw, out, png = str(tmp_path / "raw"), str(tmp_path / "out"), str(tmp_path / "sheet.png")

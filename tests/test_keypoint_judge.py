@@ -206,7 +206,7 @@ def test_b4_classifies_synthetic_gestures_far_above_chance(tmp_path):
                               seed=0, num_classes=6)
     train = os.path.join(preprocess.split_dir(data, "train"), "*")
     evals = os.path.join(preprocess.split_dir(data, "eval"), "*")
-    model_config = get_preset("cpu", num_classes=6, num_keypoints=9)   # T = 16 of 32x32
+    model_config = get_preset("cpu", num_classes=6, num_keypoints=9)   # T = 16 of 64x64
     judge = keypoint_judge_config("cpu").replace(detector_steps=300, clf_steps=300)
     detector, det_metrics = train_keypoint_detector(judge, train, evals, 9, 9, verbose=0)
     # 300 detector steps land near 3 px (3.23 once in a full suite run, below 3 alone; the

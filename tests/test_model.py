@@ -68,20 +68,20 @@ def test_convlstm_cell_one_step():
 # ---------------------------------------------------------------------- networks' arguments
 # Each network with its own hyper-parameters (small, unlike any preset), and what it returns.
 NETWORKS = {
-    Generator: (dict(num_frames=8, frame_size=16, num_classes=3, num_keypoints=2, noise_dim=5,
+    Generator: (dict(num_frames=8, frame_size=32, num_classes=3, num_keypoints=2, noise_dim=5,
                      encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
-                     leaky_relu_slope=0.1, sync_batchnorm=False),
-                lambda out: out.shape == (1, 7, 16, 16, 3)),
+                     leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2),
+                lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
-        dict(num_frames=8, frame_size=16, frame_filters=(2, 4, 4), deconv_filters=4,
+        dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
              head_filters=(4, 8), fc_units=4, kernel_size=4, leaky_relu_slope=0.1,
-             sync_batchnorm=False),
+             sync_batchnorm=False, space_to_depth=2),
         lambda out: out["logits"].shape == (1, 6)),
     MotionDiscriminator: (
-        dict(num_frames=8, frame_size=16, num_classes=3, num_keypoints=2,
+        dict(num_frames=8, frame_size=32, num_classes=3, num_keypoints=2,
              frame_filters=(2, 4, 4), head_filters=2, rf_filters=2, fc_units=4,
              class_logit_norm=True, kernel_size=4, lstm_kernel_size=3, leaky_relu_slope=0.1,
-             sync_batchnorm=False),
+             sync_batchnorm=False, space_to_depth=2),
         lambda out: (out["logits"].shape, out["class_logits"].shape, out["velocity"].shape) ==
         ((1,), (1, 3), (1, 7, 4))),
     MotionClassifier: (dict(num_classes=3, num_frames=8, frame_size=16, filters=(2, 4, 4, 8),
@@ -317,6 +317,7 @@ def test_cpu_options_outside_the_paper():
     for name in ("paper-mug", "paper-natops"):
         c = get_preset(name)
         assert c.w_l1_motion == 0 and c.dm_class_logit_norm and c.g_aux_weight == 0
+        assert c.g_full_resolution_filters == 0 and c.d_space_to_depth == 1   # A.1-A.3 exactly
     base = get_preset("test")
     on = base.replace(w_l1_motion=7.0, dm_class_logit_norm=False)
     gan, y, fakes, terms, d_total, g_total, tape = _terms_and_tape(on)
@@ -519,15 +520,29 @@ def test_classifier_round_trips(tmp_path):
 
 
 def test_classifier_takes_only_prepared_videos():
-    """Frame stride and resizing are amc_tf.inputs' job: a clip of another length or size is
-    an error, not silently subsampled."""
+    """Frame stride and resizing are amc_tf.inputs' job: a clip of another length or of a size
+    that is not a whole multiple of the judge's is an error, not silently subsampled."""
     c = get_preset("test")
     clf = build_classifier(c)
     clf.build()
     for shape in ((1, 2 * c.num_frames, c.frame_size, c.frame_size, 3),
-                  (1, c.num_frames, 2 * c.frame_size, 2 * c.frame_size, 3)):
+                  (1, c.num_frames, 3 * c.frame_size // 2, 3 * c.frame_size // 2, 3)):
         with pytest.raises(ValueError, match="the classifier takes videos"):
             clf(tf.zeros(shape))
+
+
+def test_judge_at_its_own_frame_size_sees_larger_videos_area_downscaled():
+    """The cpu judge is 32x32 for every family (clf_frame_size): AMC-GAN's 64x64 videos reach
+    it as inputs.resize_frames would prepare them (area), in one place, the classifier."""
+    from amc_tf import inputs
+    c = get_preset("cpu")
+    assert (c.frame_size, c.judge_frame_size) == (64, 32)
+    clf = build_classifier(c)
+    assert clf.frame_size == 32
+    video = random_model_batch(c, 2)["video"]
+    np.testing.assert_allclose(clf(video).numpy(),
+                               clf(inputs.resize_frames(video, 32)).numpy(), atol=1e-5)
+    assert get_preset("paper-natops").judge_frame_size == 64
 
 
 # ---------------------------------------------------------------------- serving contract
@@ -580,6 +595,63 @@ def test_generator_saved_with_keras_batch_norm_still_loads(tmp_path, monkeypatch
     save_model(new, str(tmp_path / "new" / "generator.keras"))
     assert any(isinstance(layer, common.BatchNormalization)
                for layer in load_generator(str(tmp_path / "new"))._flatten_layers())
+
+
+def test_space_to_depth_by_hand():
+    from amc_tf.models.common import space_to_depth
+    frames = tf.random.uniform((3, 8, 8, 3))
+    np.testing.assert_array_equal(space_to_depth(frames, 2).numpy(),
+                                  tf.nn.space_to_depth(frames, 2).numpy())
+    x = space_to_depth(frames, 2).numpy()
+    # Channel (a * 2 + b) * 3 + c of position (i, j) is pixel (2i + a, 2j + b), channel c.
+    assert x[1, 2, 3, (1 * 2 + 0) * 3 + 2] == frames.numpy()[1, 5, 6, 2]
+    assert space_to_depth(frames, 1) is frames
+
+
+def test_cpu_preset_makes_64x64_frames_from_its_networks():
+    """The cpu preset's route to sharp frames (issue 14): A.1's networks at 32x32 inside one
+    more level at 64x64 (the full-resolution skip of y_a, gated), D_a and D_m judging every
+    pixel of the 64x64 frames as 32x32x12 (space_to_depth)."""
+    c = get_preset("cpu")
+    batch = random_model_batch(c, 1)
+    g = build_generator(c)
+    assert g(conditions_of(batch)).shape == (1, 15, 64, 64, 3)
+    phi, skips = g.encode(batch["video"][:, 0])
+    assert phi.shape == (1, 4, 4, 64)
+    assert [s.shape[1:] for s in skips] == [(8, 8, 64), (16, 16, 48), (32, 32, 32),
+                                            (64, 64, 16)]
+    da = build_appearance_discriminator(c)
+    out = da({"appearance": batch["video"][:, 0], "video": batch["video"]})
+    assert [f.shape[2:] for f in out["features"]] == [(16, 16, 16), (8, 8, 32)]
+    assert da.frame_convs[0].kernel.shape == (4, 4, 12, 16)        # every pixel reaches it
+    dm = build_motion_discriminator(c)
+    out = dm({"video": batch["video"], "motion_class": batch["motion_class"]})
+    assert [f.shape[2:] for f in out["features"]] == [(16, 16, 16), (8, 8, 32)]
+    with pytest.raises(ValueError, match="g_full_resolution_filters must equal"):
+        c.replace(g_full_resolution_filters=8)
+    with pytest.raises(ValueError, match="space_to_depth block 3"):
+        build_appearance_discriminator(c.replace(d_space_to_depth=3))
+
+
+def test_full_resolution_level_trains_saves_and_loads(tmp_path):
+    """A train step (warm-up and Algorithm 1) of a tiny config with the cpu preset's
+    structure, then the generator's .keras round trip."""
+    c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
+                                         batch_size=2)
+    gan = AMCGAN(c)
+    gan.compile()
+    gan.build_all()
+    batch = random_model_batch(c, 2)
+    for warmup in (True, False):
+        gan.reconstruction_warmup = warmup
+        gan.make_train_function(force=True)
+        logs = gan.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1,
+                       epochs=1, verbose=0).history
+        assert all(np.isfinite(v[0]) for v in logs.values())
+    out = gan.generator(conditions_of(batch))
+    save_model(gan.generator, str(tmp_path / "generator.keras"))
+    np.testing.assert_allclose(load_generator(str(tmp_path))(conditions_of(batch)).numpy(),
+                               out.numpy(), atol=1e-6)
 
 
 def test_test_preset_train_step_well_under_a_second():

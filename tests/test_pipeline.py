@@ -72,6 +72,31 @@ def test_create_pipeline_dag(tiny_raw, tmp_path):
     assert pipeline.metadata_connection_config.sqlite.filename_uri.startswith(str(tmp_path))
 
 
+def test_augmentation_is_a_per_dataset_default(tiny_raw, tmp_path):
+    """B.1 augments MUG, not NATOPS: the paper presets follow the dataset style; the small
+    presets augment both; a run's own options win (kept available everywhere)."""
+    assert configs.example_gen_config("paper-natops", "gestures") == configs.NO_AUGMENTATION
+    assert configs.example_gen_config("paper-mug", "faces") == {"augment_copies": 4}
+    assert configs.example_gen_config("paper-natops", "faces") == {"augment_copies": 4}
+    assert configs.example_gen_config("cpu", "gestures") == {"augment_copies": 2}
+    assert configs.example_gen_config("paper-natops", "gestures", augment_copies=3,
+                                      flip_probability=None) == \
+        dict(configs.NO_AUGMENTATION, augment_copies=3)
+    from pipeline import local_runner
+    def example_gen_of(**kwargs):
+        pipeline = local_runner.local_pipeline(home=str(tmp_path), raw_data_path=tiny_raw,
+                                               **kwargs)
+        [gen] = [c for c in pipeline.components if c.id == "VideoExampleGen"]
+        from amc_tf.data.example_gen import custom_config_to_dict
+        config = custom_config_to_dict(gen.exec_properties["custom_config"])
+        assert config.pop("dataset") == "gestures"
+        return config
+    assert example_gen_of(preset="paper-natops") == configs.NO_AUGMENTATION
+    assert example_gen_of(preset="paper-natops", augmentation={"augment_copies": 2}) == \
+        dict(configs.NO_AUGMENTATION, augment_copies=2)
+    assert example_gen_of(preset="cpu") == {"augment_copies": 2}
+
+
 def test_unknown_preset_and_missing_raw_are_clear(tmp_path):
     from pipeline import local_runner
     with pytest.raises(ValueError, match="unknown preset 'huge'"):

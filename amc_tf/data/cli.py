@@ -26,7 +26,7 @@ def _preprocess(args):
         args.dataset, args.raw, args.out, beam_args=beam_args,
         augment_copies=args.augment_copies, eval_fraction=args.eval_fraction, seed=args.seed,
         num_classes=args.num_classes, flip_probability=args.flip_probability,
-        overwrite=args.overwrite)
+        strides=args.strides, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2, sort_keys=True))
     print(f"accepted {summary['accepted_clips']} clips -> {summary['examples']} examples "
           f"(train {summary['splits']['train']['examples']}, eval "
@@ -76,6 +76,8 @@ def register(subparsers):
                    help="accept only the first N classes (default: all the raw dir declares)")
     p.add_argument("--flip-probability", type=float, default=None,
                    help="B.1 random horizontal flip (default: the dataset's, 0.5)")
+    p.add_argument("--strides", type=int, nargs="+", default=None,
+                   help="B.1 frame strides to draw from (default: the dataset's, 1 2 3)")
     p.add_argument("--workers", type=int, default=1,
                    help="DirectRunner workers (>1: multi-processing)")
     p.add_argument("--beam-arg", action="append", metavar="ARG",

@@ -54,6 +54,9 @@ class DatasetStyle:
       write_synthetic: (out_dir, clips, seed=, num_classes=, num_subjects=) -> written clip ids;
         pass the options by keyword (None: the writer's defaults).
       strides, flip_probability: the augmentation defaults (B.1).
+      paper_augmentation: whether the paper augments this dataset (B.1 does MUG; it takes each
+        NATOPS clip once, 9,600 - 765 = 8,835, and real NATOPS gestures are left/right-specific,
+        so a flip could change the class). The paper presets follow it (pipeline.configs).
     """
     name: str
     paper_dataset: str
@@ -75,6 +78,7 @@ class DatasetStyle:
     write_synthetic: Callable
     strides: Tuple[int, ...] = clip_rules.STRIDES
     flip_probability: float = clip_rules.FLIP_PROBABILITY
+    paper_augmentation: bool = True
 
     @property
     def num_keypoints(self):
@@ -148,6 +152,7 @@ _STYLES = {style.name: style for style in (
         default_num_classes=classes.DEFAULT_GESTURE_CLASSES,
         classes_file=classes.CLASSES_FILE,
         write_synthetic=synthetic.write_gestures,
+        paper_augmentation=False,
     ),
     DatasetStyle(
         name="faces",

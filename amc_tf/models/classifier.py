@@ -43,8 +43,9 @@ class MotionClassifier(Network):
         sync_batchnorm: BN statistics over the global batch under tf.distribute.
 
     Input: a prepared video float32 (batch, T, H, W, 3) in [-1, 1], the full clip (y_a +
-    generated frames or a real clip); the B.3 input rule is applied inside. Output: logits
-    (batch, c).
+    generated frames or a real clip); the B.3 input rule is applied inside. Frames of a whole
+    multiple of frame_size are area-downscaled to it first (a judge smaller than the model's
+    frames). Output: logits (batch, c).
 
     Example, B.3's classifier for NATOPS:
         MotionClassifier(num_classes=24, num_frames=32, frame_size=64,
@@ -97,10 +98,18 @@ class MotionClassifier(Network):
     def embed(self, video, training=False):
         """φ(x): (batch, T/64 ... , 512) before flattening (2 x 2 x 512 for T=32, 64x64)."""
         expected = (self.num_frames, self.frame_size, self.frame_size)
-        if tuple(video.shape[1:4]) != expected:
+        t, h, w = tuple(video.shape[1:4])
+        factor = h // self.frame_size if h and h % self.frame_size == 0 else 0
+        if t != self.num_frames or h != w or not factor:
             # Clips are prepared by amc_tf.inputs (frame stride, frame size) before they get here.
-            raise ValueError(f"the classifier takes videos of (T, H, W) = {expected}, got "
-                             f"{tuple(video.shape[1:4])}")
+            raise ValueError(f"the classifier takes videos of (T, H, W) = {expected} (or H = W "
+                             f"a multiple of {self.frame_size}), got {(t, h, w)}")
+        if factor > 1:
+            # Area downscaling by a whole factor: the mean of each factor x factor patch, as
+            # inputs.resize_frames prepares clips.
+            video = ops.average_pool(ops.reshape(video, (-1, h, w, video.shape[-1])), factor,
+                                     factor)
+            video = ops.reshape(video, (-1, t) + tuple(video.shape[1:]))
         x = ops.cast(classifier_input(video), self.compute_dtype)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = conv(x)
@@ -122,11 +131,12 @@ class MotionClassifier(Network):
 
 
 def build_classifier(config, **kwargs):
-    """The B.3 classifier of any family's config: reads num_classes, num_frames, frame_size,
-    leaky_relu_slope, sync_batchnorm and clf_filters, clf_strides, clf_fc_units, clf_dropout.
-    kwargs go to keras.Model (name, ...)."""
+    """The B.3 classifier of any family's config: reads num_classes, num_frames, frame_size
+    (clf_frame_size where set), leaky_relu_slope, sync_batchnorm and clf_filters, clf_strides,
+    clf_fc_units, clf_dropout. kwargs go to keras.Model (name, ...)."""
     return MotionClassifier(
         num_classes=config.num_classes, num_frames=config.num_frames,
-        frame_size=config.frame_size, filters=config.clf_filters, strides=config.clf_strides,
+        frame_size=getattr(config, "clf_frame_size", None) or config.frame_size,
+        filters=config.clf_filters, strides=config.clf_strides,
         fc_units=config.clf_fc_units, dropout=config.clf_dropout,
         leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm, **kwargs)

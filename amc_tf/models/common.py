@@ -75,6 +75,17 @@ def unfold_time(x, batch_time):
     return ops.reshape(x, (batch, time) + tuple(x.shape[1:]))
 
 
+def space_to_depth(frames, block):
+    """(N, H, W, C) -> (N, H/block, W/block, block² C): each block x block patch's pixels as
+    channels, so a network at H/block still reads every pixel (block 1: unchanged)."""
+    if block == 1:
+        return frames
+    _, height, width, channels = frames.shape
+    x = ops.reshape(frames, (-1, height // block, block, width // block, block, channels))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, height // block, width // block, block * block * channels))
+
+
 def tile_spatial(vector, size):
     """(batch, channels) -> (batch, size, size, channels) (the "tiling" of Figure A)."""
     return ops.tile(vector[:, None, None, :], (1, size, size, 1))

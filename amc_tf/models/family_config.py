@@ -7,13 +7,15 @@ construction).
 
 import dataclasses
 import json
-from typing import Tuple
+from typing import Optional, Tuple
 
 # The judge of the small presets, by preset name: appendix B.3's network, narrower (the paper
-# presets keep the field defaults below).
+# presets keep the field defaults below). The cpu judge sees 32x32 frames whatever the model's
+# size (AMC-GAN's cpu frames are 64x64): one judge for every family at cpu, at a quarter of the
+# cost of a 64x64 one.
 JUDGE_SIZES = {
     "cpu": dict(clf_filters=(16, 32, 64, 128), clf_fc_units=64, clf_batch_size=16,
-                clf_learning_rate=1e-3),
+                clf_learning_rate=1e-3, clf_frame_size=32),
     "test": dict(clf_filters=(4, 8, 8, 8), clf_fc_units=8, clf_batch_size=4),
 }
 # Sizes of the cpu / test presets when the data does not give them: the built-in gestures'.
@@ -32,9 +34,17 @@ class FamilyConfig:
     clf_dropout: float = 0.5
     clf_learning_rate: float = 2e-4
     clf_batch_size: int = 32
+    # H = W of the frames the judge sees; None: the model's frame_size. Larger videos are
+    # area-downscaled to it (MotionClassifier).
+    clf_frame_size: Optional[int] = None
 
     def validate(self):
         return self
+
+    @property
+    def judge_frame_size(self):
+        """H = W of the B.3 judge's frames."""
+        return self.clf_frame_size or self.frame_size
 
     @property
     def frame_stride(self):

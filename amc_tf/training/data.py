@@ -62,11 +62,12 @@ def appearance_jitter(video, max_shift=0.1):
 
 def make_classifier_dataset(file_pattern, config, batch_size, shuffle=True, repeat=True,
                             drop_remainder=True, seed=None, record_filter=None, augment=False):
-    """(video, motion_class) pairs for Keras fit/evaluate of the motion classifier; `augment`
-    applies `appearance_jitter` (training batches)."""
+    """(video, motion_class) pairs for Keras fit/evaluate of the motion classifier, the videos
+    at the judge's frame size; `augment` applies `appearance_jitter` (training batches)."""
     ds = make_model_dataset(file_pattern, config, batch_size, shuffle, repeat, drop_remainder,
                             seed, record_filter)
+    judged = lambda b: inputs.resize_frames(b["video"], config.judge_frame_size)
     if augment:
-        return ds.map(lambda b: (appearance_jitter(b["video"]), b["motion_class"]),
+        return ds.map(lambda b: (appearance_jitter(judged(b)), b["motion_class"]),
                       num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.map(lambda b: (b["video"], b["motion_class"]))
+    return ds.map(lambda b: (judged(b), b["motion_class"]))

@@ -57,6 +57,9 @@ class AMCConfig(FamilyConfig):
     g_encoder_filters: Tuple[int, ...] = (32, 64, 128, 256, 256)   # conv1..conv5; pool after 2,3,4
     g_lstm_filters: int = 256                                       # convLSTM, = g_encoder_filters[-1]
     g_decoder_filters: Tuple[int, ...] = (256, 128, 64, 64)         # last one has no upsample/gate
+    # Not in the paper (0 at the paper presets): one more generator level at the frames' own
+    # size, A.1's networks at H/2 (Generator's full_resolution_filters); = g_decoder_filters[-1].
+    g_full_resolution_filters: int = 0
     kernel_size: int = 3
     # Appearance discriminator (appendix A.2).
     da_frame_filters: Tuple[int, ...] = (64, 128, 256)              # conv2d(k,2), 4x4
@@ -72,6 +75,9 @@ class AMCConfig(FamilyConfig):
     dm_class_logit_norm: bool = True    # A.3's BN + lrelu on the class logits; they cap the
                                         # logits near unit scale until BN's γ has grown
     d_kernel_size: int = 4
+    # Not in the paper (1 at the paper presets): D_a and D_m take each frame as (H/b, W/b, 3b²),
+    # every b x b patch's pixels as channels: networks at H/b that still judge every pixel.
+    d_space_to_depth: int = 1
     leaky_relu_slope: float = 0.2
 
     # Loss weights (Table B) and ranking margins (§3.2, Eq. (3)).
@@ -129,8 +135,9 @@ class AMCConfig(FamilyConfig):
 
     @property
     def latent_size(self):
-        """Spatial size of φ(y_a): three 2x2 poolings (A.1)."""
-        return self.frame_size // 8
+        """Spatial size of φ(y_a): three 2x2 poolings (A.1), four with the full-resolution
+        level."""
+        return self.frame_size // (16 if self.g_full_resolution_filters else 8)
 
     def validate(self):
         if self.g_lstm_filters != self.g_encoder_filters[-1]:
@@ -143,6 +150,12 @@ class AMCConfig(FamilyConfig):
         if self.frame_size % 8 or self.source_frames % self.num_frames:
             raise ValueError("frame_size must be a multiple of 8 and num_frames divide "
                              "source_frames")
+        if self.g_full_resolution_filters and (
+                self.g_full_resolution_filters != self.g_decoder_filters[-1]
+                or self.frame_size % 16):
+            raise ValueError("g_full_resolution_filters must equal g_decoder_filters[-1] "
+                             f"({self.g_decoder_filters[-1]}) and frame_size be a multiple of "
+                             f"16, got {self.g_full_resolution_filters} and {self.frame_size}")
         if self.gram not in GRAM_KINDS:
             raise ValueError(f"unknown gram {self.gram!r}; choose from {GRAM_KINDS}")
         if self.mismatch_mode not in ("random", "pairs"):
@@ -174,10 +187,10 @@ def _paper_natops():
 
 def _cpu(num_classes, num_keypoints):
     return AMCConfig(
-        name="cpu", num_frames=16, frame_size=32, num_classes=num_classes,
+        name="cpu", num_frames=16, frame_size=64, num_classes=num_classes,
         num_keypoints=num_keypoints, noise_dim=16, batch_size=8,
         g_encoder_filters=(16, 32, 48, 64, 64), g_lstm_filters=64,
-        g_decoder_filters=(64, 48, 32, 16),
+        g_decoder_filters=(64, 48, 32, 16), g_full_resolution_filters=16, d_space_to_depth=2,
         da_frame_filters=(16, 32, 64), da_deconv_filters=64, da_head_filters=(64, 128),
         da_fc_units=32,
         dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,

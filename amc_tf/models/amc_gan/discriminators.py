@@ -8,9 +8,15 @@ the outputs of their first two per-frame layers, the j = 1, 2 layers of the perc
 import keras
 from keras import ops
 
-from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
-                                   unfold_time)
+from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, space_to_depth,
+                                   tile_spatial, unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
+
+
+def check_space_to_depth(frame_size, block):
+    if int(block) < 1 or frame_size % int(block):
+        raise ValueError(f"space_to_depth block {block} must be >= 1 and divide the frame size "
+                         f"{frame_size}")
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
@@ -27,6 +33,10 @@ class AppearanceDiscriminator(Network):
         kernel_size: square kernel of the convolutions.
         leaky_relu_slope: negative slope of the leaky ReLUs.
         sync_batchnorm: BN statistics over the global batch under tf.distribute.
+        space_to_depth: 1 (A.2), or a block b: each frame enters as (H/b, W/b, 3b²), every
+            b x b patch's pixels as channels (not in the paper; with the generator's
+            full-resolution level the network costs what it does at H/b, yet judges every
+            pixel of the full-size frames).
 
     Call inputs: {"appearance": (batch, H, W, 3), "video": (batch, T, H, W, 3)}; returns
     {"logits": (batch, T-2) one per t = 2..T-1, "features": [layer1, layer2] each
@@ -39,8 +49,11 @@ class AppearanceDiscriminator(Network):
     """
 
     def __init__(self, num_frames, frame_size, frame_filters, deconv_filters, head_filters,
-                 fc_units, kernel_size, leaky_relu_slope, sync_batchnorm, **kwargs):
+                 fc_units, kernel_size, leaky_relu_slope, sync_batchnorm, space_to_depth=1,
+                 **kwargs):
         super().__init__(**kwargs)
+        check_space_to_depth(frame_size, space_to_depth)
+        self.space_to_depth = int(space_to_depth)
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.frame_filters = tuple(frame_filters)
@@ -75,7 +88,8 @@ class AppearanceDiscriminator(Network):
                 "frame_size": self.frame_size, "frame_filters": self.frame_filters,
                 "deconv_filters": self.deconv_filters, "head_filters": self.head_filters,
                 "fc_units": self.fc_units, "kernel_size": self.kernel_size,
-                "leaky_relu_slope": self.leaky_relu_slope, "sync_batchnorm": self.sync_batchnorm}
+                "leaky_relu_slope": self.leaky_relu_slope, "sync_batchnorm": self.sync_batchnorm,
+                "space_to_depth": self.space_to_depth}
 
     def dummy_inputs(self, batch_size=1):
         return {"appearance": ops.zeros((batch_size, self.frame_size, self.frame_size, 3)),
@@ -88,6 +102,7 @@ class AppearanceDiscriminator(Network):
     def encode_frames(self, video, training=False):
         """Per-frame conv2d(k,2) - BN - lrelu stack; the outputs of every layer, (batch, T, ...)."""
         x, batch_time = fold_time(ops.cast(video, self.compute_dtype))
+        x = space_to_depth(x, self.space_to_depth)
         layers = []
         for conv, norm in zip(self.frame_convs, self.frame_norms):
             x = self.lrelu(norm(conv(x), training=training))
@@ -139,6 +154,7 @@ class MotionDiscriminator(Network):
         lstm_kernel_size: square kernel of the convLSTM.
         leaky_relu_slope: negative slope of the leaky ReLUs.
         sync_batchnorm: BN statistics over the global batch under tf.distribute.
+        space_to_depth: 1 (A.3), or a block b: frames enter as (H/b, W/b, 3b²), as in D_a.
 
     Call inputs: {"video": (batch, T, H, W, 3) whose frame 0 is y_a, "motion_class": (batch,),
     NO_LABEL for none}.
@@ -155,8 +171,10 @@ class MotionDiscriminator(Network):
 
     def __init__(self, num_frames, frame_size, num_classes, num_keypoints, frame_filters,
                  head_filters, rf_filters, fc_units, class_logit_norm, kernel_size,
-                 lstm_kernel_size, leaky_relu_slope, sync_batchnorm, **kwargs):
+                 lstm_kernel_size, leaky_relu_slope, sync_batchnorm, space_to_depth=1, **kwargs):
         super().__init__(**kwargs)
+        check_space_to_depth(frame_size, space_to_depth)
+        self.space_to_depth = int(space_to_depth)
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.num_classes = num_classes
@@ -200,7 +218,8 @@ class MotionDiscriminator(Network):
                 "head_filters": self.head_filters, "rf_filters": self.rf_filters,
                 "fc_units": self.fc_units, "class_logit_norm": self.class_logit_norm,
                 "kernel_size": self.kernel_size, "lstm_kernel_size": self.lstm_kernel_size,
-                "leaky_relu_slope": self.leaky_relu_slope, "sync_batchnorm": self.sync_batchnorm}
+                "leaky_relu_slope": self.leaky_relu_slope, "sync_batchnorm": self.sync_batchnorm,
+                "space_to_depth": self.space_to_depth}
 
     def dummy_inputs(self, batch_size=1):
         return {"video": ops.zeros((batch_size, self.num_frames, self.frame_size,
@@ -212,6 +231,7 @@ class MotionDiscriminator(Network):
 
     def encode_frames(self, video, training=False):
         x, batch_time = fold_time(ops.cast(video, self.compute_dtype))
+        x = space_to_depth(x, self.space_to_depth)
         layers = []
         for conv, norm in zip(self.frame_convs, self.frame_norms):
             x = conv(x)
@@ -264,7 +284,7 @@ def build_appearance_discriminator(config, **kwargs):
         frame_filters=config.da_frame_filters, deconv_filters=config.da_deconv_filters,
         head_filters=config.da_head_filters, fc_units=config.da_fc_units,
         kernel_size=config.d_kernel_size, leaky_relu_slope=config.leaky_relu_slope,
-        sync_batchnorm=config.sync_batchnorm, **kwargs)
+        sync_batchnorm=config.sync_batchnorm, space_to_depth=config.d_space_to_depth, **kwargs)
 
 
 def build_motion_discriminator(config, **kwargs):
@@ -277,4 +297,4 @@ def build_motion_discriminator(config, **kwargs):
         rf_filters=config.dm_rf_filters, fc_units=config.dm_fc_units,
         class_logit_norm=config.dm_class_logit_norm, kernel_size=config.d_kernel_size,
         lstm_kernel_size=config.kernel_size, leaky_relu_slope=config.leaky_relu_slope,
-        sync_batchnorm=config.sync_batchnorm, **kwargs)
+        sync_batchnorm=config.sync_batchnorm, space_to_depth=config.d_space_to_depth, **kwargs)

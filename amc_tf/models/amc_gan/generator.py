@@ -37,6 +37,14 @@ class Generator(Network):
         kernel_size: square kernel of every convolution and of the convLSTM.
         leaky_relu_slope: negative slope of the leaky ReLUs.
         sync_batchnorm: BN statistics over the global batch under tf.distribute.
+        full_resolution_filters: 0 (A.1 exactly), or the filters f of one more level at the
+            frames' own size around A.1's networks, which then run at H/2 (not in the paper; the
+            cpu preset's route to 64x64 frames at a quarter of the cost): the encoder starts with
+            conv2d(f) - lrelu - pool, and the decoder's last A.1 features (f = decoder_filters[3]
+            channels at H/2) are upsampled and gated with that conv's output, s·u + (1 − s)·skip,
+            before conv2d(3) - tanh. The gate comes from those H/2 features (conv2d(f) - lrelu -
+            sigmoid, upsampled): a gate from h_t at H would cost as much as the rest of the
+            decoder. Where s is near 0 the frame is y_a's own full-size detail.
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
     (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
@@ -50,10 +58,18 @@ class Generator(Network):
 
     def __init__(self, num_frames, frame_size, num_classes, num_keypoints, noise_dim,
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
-                 **kwargs):
+                 full_resolution_filters=0, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
+        if full_resolution_filters and full_resolution_filters != decoder_filters[-1]:
+            raise ValueError(f"the full-resolution level gates the decoder's last features "
+                             f"({decoder_filters[-1]} channels) with its own: "
+                             f"full_resolution_filters must be {decoder_filters[-1]}, got "
+                             f"{full_resolution_filters}")
+        if frame_size % (16 if full_resolution_filters else 8):
+            raise ValueError(f"frame_size {frame_size} must be a multiple of "
+                             f"{16 if full_resolution_filters else 8} (the poolings)")
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.num_classes = num_classes
@@ -64,6 +80,7 @@ class Generator(Network):
         self.kernel_size = kernel_size
         self.leaky_relu_slope = leaky_relu_slope
         self.sync_batchnorm = sync_batchnorm
+        self.full_resolution_filters = int(full_resolution_filters)
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
         norm = lambda name: batch_norm(sync_batchnorm, name)
         # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
@@ -83,6 +100,9 @@ class Generator(Network):
         self.gate_upsample = [keras.layers.UpSampling2D(2 ** (i + 1), interpolation="bilinear")
                               for i in range(3)]
         self.gate_convs = [conv(f, f"conv1{i + 1}") for i, f in enumerate(decoder_filters[:3])]
+        if self.full_resolution_filters:
+            self.full_resolution_conv = conv(full_resolution_filters, "enc_conv0")
+            self.full_resolution_gate = conv(full_resolution_filters, "conv10")
 
     def get_config(self):
         return {**super().get_config(), "num_frames": self.num_frames,
@@ -90,7 +110,8 @@ class Generator(Network):
                 "num_keypoints": self.num_keypoints, "noise_dim": self.noise_dim,
                 "encoder_filters": self.encoder_filters, "decoder_filters": self.decoder_filters,
                 "kernel_size": self.kernel_size, "leaky_relu_slope": self.leaky_relu_slope,
-                "sync_batchnorm": self.sync_batchnorm}
+                "sync_batchnorm": self.sync_batchnorm,
+                "full_resolution_filters": self.full_resolution_filters}
 
     @classmethod
     def from_config(cls, config):
@@ -103,8 +124,9 @@ class Generator(Network):
 
     @property
     def latent_size(self):
-        """Spatial size of φ(y_a): three 2x2 poolings (A.1)."""
-        return self.frame_size // 8
+        """Spatial size of φ(y_a): three 2x2 poolings (A.1), four with the full-resolution
+        level."""
+        return self.frame_size // (16 if self.full_resolution_filters else 8)
 
     def dummy_inputs(self, batch_size=1):
         return {
@@ -118,7 +140,12 @@ class Generator(Network):
         return leaky_relu(x, self.leaky_relu_slope)
 
     def encode(self, appearance, training=False):
-        """φ(y_a) (batch, H/8, W/8, C) and the skip tensors [Conv4, Conv3, Conv2] outputs."""
+        """φ(y_a) (batch, latent_size, latent_size, C) and the skip tensors: the outputs of
+        Conv4, Conv3, Conv2, then of the full-resolution conv where the generator has it."""
+        full = []
+        if self.full_resolution_filters:
+            full = [self.lrelu(self.full_resolution_conv(appearance))]
+            appearance = self.pool(full[0])
         x = self.lrelu(self.encoder_convs[0](appearance))
         skips = []
         for i in range(1, 5):
@@ -126,7 +153,7 @@ class Generator(Network):
             if i < 4:
                 skips.append(x)
                 x = self.pool(x)
-        return x, skips[::-1]
+        return x, skips[::-1] + full
 
     def skip_concat(self, h, phi, noise):
         """[h_t, φ(y_a), tiled z] channel-wise -> (batch * (T-1), 8, 8, 512 + p) (A.1).
@@ -181,6 +208,9 @@ class Generator(Network):
             s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
             x = self.gate(s, u, skips[i])
         x = self.lrelu(self.decoder_norms[3](self.decoder_convs[3](x), training=training))
+        if self.full_resolution_filters:
+            s = ops.sigmoid(self.lrelu(self.full_resolution_gate(x)))
+            x = self.gate(self.upsample(s), self.upsample(x), skips[3])
         x = ops.tanh(self.output_conv(x))
         return ops.cast(unfold_time(x, batch_time), "float32")
 
@@ -193,4 +223,5 @@ def build_generator(config, **kwargs):
         num_classes=config.num_classes, num_keypoints=config.num_keypoints,
         noise_dim=config.noise_dim, encoder_filters=config.g_encoder_filters,
         decoder_filters=config.g_decoder_filters, kernel_size=config.kernel_size,
-        leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm, **kwargs)
+        leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm,
+        full_resolution_filters=config.g_full_resolution_filters, **kwargs)
