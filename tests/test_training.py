@@ -192,6 +192,40 @@ def test_train_cli_writes_everything_to_ram_filesystem(tmp_path):
     assert set(os.listdir(tmp_path)) == before
 
 
+def test_train_cli_config_overrides_and_saved_judges(tmp_path, capsys):
+    """`--set FIELD=VALUE` changes the preset's config (written to OUT/model/config.json); a bad
+    field or value is a clear error before any training; `--judges DIR` evaluates with judges
+    saved by an earlier run instead of training them."""
+    from amc_app import cli
+    from amc_tf.training.cli import config_overrides
+    data = tmp_path / "data"
+    _write_data(data)
+    c = get_preset("test")
+    assert config_overrides(c, ["gram=channel", "w_l1=10", "g_decoder_filters=[8, 8, 4, 4]"]) \
+        == {"gram": "channel", "w_l1": 10, "g_decoder_filters": (8, 8, 4, 4)}
+    first = str(tmp_path / "first")
+    assert cli.main(["train", "--preset", "test", "--data", str(data), "--out", first,
+                     "--steps", "5", "--classifier-steps", "2", "--no-keypoint-judge",
+                     "--set", "gram=channel", "--set", "w_l1=7.5"]) == 0
+    with open(os.path.join(first, "model", "config.json")) as f:
+        saved = json.load(f)
+    assert (saved["gram"], saved["w_l1"]) == ("channel", 7.5)
+    capsys.readouterr()
+    for bad, message in ((["--set", "gramm=channel"], "has no field 'gramm'"),
+                         (["--set", "gram"], "FIELD=VALUE"),
+                         (["--set", "gram=pixels"], "unknown gram 'pixels'")):
+        assert cli.main(["train", "--preset", "test", "--data", str(data), "--out",
+                         str(tmp_path / "bad"), "--steps", "5", *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    second = str(tmp_path / "second")
+    assert cli.main(["train", "--preset", "test", "--data", str(data), "--out", second,
+                     "--steps", "5", "--judges", os.path.join(first, "classifier")]) == 0
+    assert "judges from" in capsys.readouterr().out
+    assert os.path.exists(os.path.join(second, "evaluation.json"))
+    assert not os.path.exists(os.path.join(second, "classifier"))
+
+
 def test_train_cli_with_an_empty_eval_split(tmp_path, capsys):
     """12 clips of one subject: the eval split is empty. Training runs and says what it skips."""
     from amc_app import cli

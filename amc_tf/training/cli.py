@@ -32,6 +32,12 @@ def register(subparsers):
                    help="also train the judges first (the B.3 motion classifier for this many "
                         "steps, B.4's keypoint judge at the preset's size) and evaluate the "
                         "model with the metric suite at the end")
+    p.add_argument("--judges", default=None, metavar="DIR",
+                   help="evaluate with judges saved before (a train OUT/classifier, a "
+                        "compare's OUT/judges/<n>) instead of training them")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one config field of the preset (repeatable; VALUE is JSON, "
+                        "else a string), e.g. --set gram=channel --set w_l1=10")
     p.add_argument("--no-keypoint-judge", action="store_true",
                    help="skip B.4's keypoint detector and classifier (no keypoint accuracy)")
     p.add_argument("--num-classes", type=int, default=None,
@@ -45,6 +51,30 @@ def register(subparsers):
     p.add_argument("--mixed-precision", default=None, help="e.g. mixed_bfloat16")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     p.set_defaults(func=run)
+
+
+def config_overrides(config, settings):
+    """{field: value} of `--set FIELD=VALUE` arguments for `config` (a family's dataclass);
+    VALUE is read as JSON (lists become tuples), else kept as a string. An unknown field or a
+    malformed setting is a ValueError naming it."""
+    import dataclasses
+    import json
+    fields = {f.name for f in dataclasses.fields(config)}
+    changes = {}
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--set takes FIELD=VALUE, got {setting!r}")
+        if name not in fields:
+            raise ValueError(f"--set {name}: {type(config).__name__} has no field {name!r}; "
+                             f"fields: {', '.join(sorted(fields))}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        changes[name] = tuple(value) if isinstance(value, list) else value
+    return changes
 
 
 def run(args):
@@ -82,13 +112,22 @@ def _run(args):
         changes["jit_compile"] = True
     if args.mixed_precision:
         changes["mixed_precision"] = args.mixed_precision
-    if changes:
-        config = config.replace(**changes)
+    try:
+        changes.update(config_overrides(config, args.set))
+        if changes:
+            config = config.replace(**changes)        # validates: a bad value is named
+    except (TypeError, ValueError) as e:
+        import sys
+        print(f"amc-tf train: error: {e}", file=sys.stderr, flush=True)
+        return 2
     train_pattern = posixpath.join(preprocess.split_dir(args.data, "train"), "*")
     eval_pattern = posixpath.join(preprocess.split_dir(args.data, "eval"), "*")
     classifier_dir = posixpath.join(args.out, "classifier")
     classifier = keypoint = None
-    if args.classifier_steps:
+    if args.judges:
+        classifier, keypoint, judges = train.load_judges(args.judges)
+        print(f"[train] judges from {args.judges}: {judges}")
+    elif args.classifier_steps:
         style = datasets.get(summary["dataset"])
         classifier, keypoint, judges = train.train_judges(
             config, train_pattern, eval_pattern, classifier_dir, args.classifier_steps,
