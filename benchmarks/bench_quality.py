@@ -21,6 +21,10 @@ SavedModel's `generate` signature, and compared with the real clip at the clips'
   colour_drift          largest change of a channel's frame mean from frame 1, generated and real
 
 One run prints one row; no timing is involved, so the machine's load does not move the figures.
+
+`--round-trip 32 48` also prints the sharpness ratio of the real clips themselves after an area
+downscale to each size and the bilinear upscale back to 64x64 (`amc_tf.inputs`, as the serving
+graph grows smaller frames): the best a network at that size can reach.
 """
 
 import argparse
@@ -79,6 +83,8 @@ def main(argv=None):
     p.add_argument("--split", default="eval")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", help="also write the row here")
+    p.add_argument("--round-trip", type=int, nargs="+", default=[], metavar="SIZE",
+                   help="also the real clips' own ratio through SIZE x SIZE frames")
     args = p.parse_args(argv)
     if args.home:
         saved_model, data = _from_home(args.home, args.model)
@@ -109,6 +115,11 @@ def main(argv=None):
     row = {"model": metadata.get("model"), "preset": metadata.get("preset"),
            "clips": int(len(real)), "saved_model": saved_model,
            **sharpness.quality_report(generated, real)}
+    for size in args.round_trip:
+        from amc_tf import inputs
+        through = inputs.video_to_clip_size(inputs.resize_frames(inputs.to_model_range(real),
+                                                                 size)).numpy()
+        row[f"sharpness_ratio_real_through_{size}"] = sharpness.sharpness_ratio(through, real)
     if "appearance" not in metadata["signature_inputs"][export.GENERATE]:
         # Frame 1 is generated too: no y_a to measure the first frame against.
         for key in ("first_gap_generated", "second_gap_generated", "first_frame_excess"):
@@ -124,6 +135,9 @@ def main(argv=None):
           f"{fmt(row['first_frame_excess'])} (real clips {fmt(row['first_frame_excess_real'])})")
     print(f"  colour drift: generated {fmt(row['colour_drift_generated'])}, real "
           f"{fmt(row['colour_drift_real'])}")
+    for size in args.round_trip:
+        print(f"  real clips through {size}x{size} and back: sharpness ratio "
+              f"{fmt(row[f'sharpness_ratio_real_through_{size}'])}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(row, f, indent=2)

@@ -160,8 +160,11 @@ def test_bench_quality_on_an_exported_model(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     row = bench.main(["--saved-model", export_dir, "--data", data, "--batch-size", "2",
-                      "--json", str(tmp_path / "row.json")])
+                      "--json", str(tmp_path / "row.json"), "--round-trip", "64", "32"])
     assert row["clips"] == 5 and row["model"] == "imaginator"
+    # The real clips through 64x64 are themselves; through 32x32 they lose detail.
+    assert row["sharpness_ratio_real_through_64"] == pytest.approx(1.0)
+    assert 0.0 < row["sharpness_ratio_real_through_32"] < 0.9
     assert 0.0 < row["sharpness_ratio"] < 10.0 and row["first_frame_excess"] > 0.0
     assert json.load(open(tmp_path / "row.json"))["sharpness_ratio"] == row["sharpness_ratio"]
     # A training output gives the same row through the library (same seeds, same videos).
@@ -173,3 +176,15 @@ def test_bench_quality_on_an_exported_model(tmp_path):
     again = bench.main(["--model-dir", model_dir, "--model", "imaginator", "--data", data])
     for key in ("sharpness_ratio", "first_frame_excess", "colour_drift_generated"):
         assert again[key] == pytest.approx(row[key], rel=1e-3, abs=1e-4), key
+
+
+def test_bench_step_variants_rows():
+    """The variants benchmark times both step kinds of each variant, as ratios to the first."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_step_variants", os.path.join(os.path.dirname(BENCH), "bench_step_variants.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.main(["--preset", "test", "--steps", "1", "{}", '{"gram": "channel"}'])
+    assert [r["variant"] for r in rows] == ["{}", '{"gram": "channel"}']
+    assert rows[0]["warmup_ratio"] == rows[0]["algorithm_1_ratio"] == 1.0
+    assert all(r["warmup_s"] > 0 and r["algorithm_1_s"] > 0 for r in rows)
