@@ -45,8 +45,7 @@ def appearance_jitter(video, max_shift=0.1):
     colour-channel order, brightness / contrast change and a shift of up to `max_shift` of the
     frame, the same for every frame of a clip. The judge must tell motions of unseen subjects
     (the eval split is by subject), so clothing colour and position must not be a cue."""
-    shape = tf.shape(video)
-    batch, size = shape[0], video.shape[2]
+    size = video.shape[2]
 
     def one(clip):
         clip = tf.gather(clip, tf.random.shuffle(tf.range(3)), axis=-1)
