@@ -30,8 +30,7 @@ def time_variant(preset, overrides, steps, num_classes=12, num_keypoints=9):
     from amc_tf.models.amc_gan.config import get_preset
     from amc_tf.models.amc_gan.model import AMCGAN
     from fixtures import random_model_batch
-    config = get_preset(preset, num_classes, num_keypoints).replace(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    config = get_preset(preset, num_classes, num_keypoints).replace(**overrides)
     gan = AMCGAN(config)
     gan.compile()
     gan.build_all()

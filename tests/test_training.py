@@ -201,8 +201,10 @@ def test_train_cli_config_overrides_and_saved_judges(tmp_path, capsys):
     data = tmp_path / "data"
     _write_data(data)
     c = get_preset("test")
-    assert config_overrides(c, ["gram=channel", "w_l1=10", "g_decoder_filters=[8, 8, 4, 4]"]) \
-        == {"gram": "channel", "w_l1": 10, "g_decoder_filters": (8, 8, 4, 4)}
+    changes = config_overrides(c, ["gram=channel", "w_l1=10", "g_decoder_filters=[8, 8, 4, 4]"])
+    assert changes == {"gram": "channel", "w_l1": 10, "g_decoder_filters": [8, 8, 4, 4]}
+    # The config holds tuples, as one read from JSON does.
+    assert c.replace(**changes).g_decoder_filters == (8, 8, 4, 4)
     first = str(tmp_path / "first")
     assert cli.main(["train", "--preset", "test", "--data", str(data), "--out", first,
                      "--steps", "5", "--classifier-steps", "2", "--no-keypoint-judge",

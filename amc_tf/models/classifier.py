@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from amc_tf.models.common import Network, batch_norm
+from amc_tf.models.family_config import judge_frame_size
 
 
 def classifier_input(video):
@@ -136,7 +137,7 @@ def build_classifier(config, **kwargs):
     clf_fc_units, clf_dropout. kwargs go to keras.Model (name, ...)."""
     return MotionClassifier(
         num_classes=config.num_classes, num_frames=config.num_frames,
-        frame_size=getattr(config, "clf_frame_size", None) or config.frame_size,
+        frame_size=judge_frame_size(config),
         filters=config.clf_filters, strides=config.clf_strides,
         fc_units=config.clf_fc_units, dropout=config.clf_dropout,
         leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm, **kwargs)

@@ -75,6 +75,13 @@ def unfold_time(x, batch_time):
     return ops.reshape(x, (batch, time) + tuple(x.shape[1:]))
 
 
+def check_space_to_depth(frame_size, block):
+    """A network's space_to_depth block, checked when it is built: >= 1, dividing its frames."""
+    if int(block) < 1 or frame_size % int(block):
+        raise ValueError(f"space_to_depth block {block} must be >= 1 and divide the frame size "
+                         f"{frame_size}")
+
+
 def space_to_depth(frames, block):
     """(N, H, W, C) -> (N, H/block, W/block, block² C): each block x block patch's pixels as
     channels, so a network at H/block still reads every pixel (block 1: unchanged)."""

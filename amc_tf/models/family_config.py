@@ -44,7 +44,7 @@ class FamilyConfig:
     @property
     def judge_frame_size(self):
         """H = W of the B.3 judge's frames."""
-        return self.clf_frame_size or self.frame_size
+        return judge_frame_size(self)
 
     @property
     def frame_stride(self):
@@ -62,20 +62,30 @@ class FamilyConfig:
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    @staticmethod
+    def _tuples(values):
+        """Lists (from JSON or a command line) as the tuples the configs hold."""
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
     @classmethod
     def from_dict(cls, d):
         """The config of `to_dict` (lists back to tuples); keys of other versions are dropped."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
-                  if k in fields}
-        return cls(**kwargs).validate()
+        return cls(**cls._tuples({k: v for k, v in d.items() if k in fields})).validate()
 
     @classmethod
     def from_json(cls, s):
         return cls.from_dict(json.loads(s))
 
     def replace(self, **changes):
-        return dataclasses.replace(self, **changes).validate()
+        """A validated copy with `changes` (lists become tuples, as in from_dict)."""
+        return dataclasses.replace(self, **self._tuples(changes)).validate()
+
+
+def judge_frame_size(config):
+    """H = W of the B.3 judge's frames for any family's config (also a namespace of an old
+    file without clf_frame_size): clf_frame_size where set, else the model's frame_size."""
+    return getattr(config, "clf_frame_size", None) or config.frame_size
 
 
 def judge_sizes(preset):

@@ -55,8 +55,8 @@ def register(subparsers):
 
 def config_overrides(config, settings):
     """{field: value} of `--set FIELD=VALUE` arguments for `config` (a family's dataclass);
-    VALUE is read as JSON (lists become tuples), else kept as a string. An unknown field or a
-    malformed setting is a ValueError naming it."""
+    VALUE is read as JSON, else kept as a string (`config.replace` turns lists into tuples). An
+    unknown field or a malformed setting is a ValueError naming it."""
     import dataclasses
     import json
     fields = {f.name for f in dataclasses.fields(config)}
@@ -73,7 +73,7 @@ def config_overrides(config, settings):
             value = json.loads(text)
         except ValueError:
             value = text
-        changes[name] = tuple(value) if isinstance(value, list) else value
+        changes[name] = value
     return changes
 
 

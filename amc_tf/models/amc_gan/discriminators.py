@@ -8,15 +8,9 @@ the outputs of their first two per-frame layers, the j = 1, 2 layers of the perc
 import keras
 from keras import ops
 
-from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, space_to_depth,
-                                   tile_spatial, unfold_time)
+from amc_tf.models.common import (Network, batch_norm, check_space_to_depth, fold_time,
+                                   leaky_relu, space_to_depth, tile_spatial, unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
-
-
-def check_space_to_depth(frame_size, block):
-    if int(block) < 1 or frame_size % int(block):
-        raise ValueError(f"space_to_depth block {block} must be >= 1 and divide the frame size "
-                         f"{frame_size}")
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
