@@ -70,7 +70,8 @@ def test_convlstm_cell_one_step():
 NETWORKS = {
     Generator: (dict(num_frames=8, frame_size=32, num_classes=3, num_keypoints=2, noise_dim=5,
                      encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
-                     leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2),
+                     leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
+                     full_resolution_output="subpixel", appearance_mask=True),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
@@ -618,8 +619,13 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
     assert g(conditions_of(batch)).shape == (1, 15, 64, 64, 3)
     phi, skips = g.encode(batch["video"][:, 0])
     assert phi.shape == (1, 4, 4, 64)
-    assert [s.shape[1:] for s in skips] == [(8, 8, 64), (16, 16, 48), (32, 32, 32),
-                                            (64, 64, 16)]
+    # Sub-pixel output: no 64x64 skip; the frame and y_a's mask are 2x2 blocks of 32x32 convs.
+    assert [s.shape[1:] for s in skips] == [(8, 8, 64), (16, 16, 48), (32, 32, 32)]
+    assert g.full_resolution_conv.kernel.shape == (3, 3, 3, 16)
+    assert g.output_conv.kernel.shape == (3, 3, 16, 12) and g.mask_conv.kernel.shape[-1] == 4
+    gated = build_generator(c.replace(g_full_resolution_output="gate"))
+    _, skips = gated.encode(batch["video"][:, 0])
+    assert skips[-1].shape[1:] == (64, 64, 16)
     da = build_appearance_discriminator(c)
     out = da({"appearance": batch["video"][:, 0], "video": batch["video"]})
     assert [f.shape[2:] for f in out["features"]] == [(16, 16, 16), (8, 8, 32)]
@@ -628,15 +634,22 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
     out = dm({"video": batch["video"], "motion_class": batch["motion_class"]})
     assert [f.shape[2:] for f in out["features"]] == [(16, 16, 16), (8, 8, 32)]
     with pytest.raises(ValueError, match="g_full_resolution_filters must equal"):
-        c.replace(g_full_resolution_filters=8)
+        c.replace(g_full_resolution_filters=8, g_full_resolution_output="gate")
+    c.replace(g_full_resolution_filters=8)          # sub-pixel output: any width
+    with pytest.raises(ValueError, match="'subpixel' needs the full-resolution level"):
+        c.replace(g_full_resolution_filters=0, frame_size=32)
+    with pytest.raises(ValueError, match="unknown g_full_resolution_output 'nearest'"):
+        c.replace(g_full_resolution_output="nearest")
     with pytest.raises(ValueError, match="space_to_depth block 3"):
         build_appearance_discriminator(c.replace(d_space_to_depth=3))
 
 
-def test_full_resolution_level_trains_saves_and_loads(tmp_path):
+@pytest.mark.parametrize("output, mask", [("subpixel", True), ("gate", False)])
+def test_full_resolution_level_trains_saves_and_loads(tmp_path, output, mask):
     """A train step (warm-up and Algorithm 1) of a tiny config with the cpu preset's
-    structure, then the generator's .keras round trip."""
+    structure (and the earlier gated form), then the generator's .keras round trip."""
     c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
+                                         g_full_resolution_output=output, g_appearance_mask=mask,
                                          batch_size=2)
     gan = AMCGAN(c)
     gan.compile()
@@ -652,6 +665,28 @@ def test_full_resolution_level_trains_saves_and_loads(tmp_path):
     save_model(gan.generator, str(tmp_path / "generator.keras"))
     np.testing.assert_allclose(load_generator(str(tmp_path))(conditions_of(batch)).numpy(),
                                out.numpy(), atol=1e-6)
+
+
+def test_appearance_mask_composes_frames_from_y_a():
+    """g_appearance_mask: each frame is m·y_a + (1 − m)·x̂ per pixel. With the mask's bias
+    saturated the frames are y_a exactly (m = 1) or the decoder's frames alone (m = 0)."""
+    c = get_preset("test", 4, 9).replace(g_appearance_mask=True)
+    g = build_generator(c)
+    assert "appearance_mask" in g.get_config()
+    batch = random_model_batch(c, 2)
+    inputs = conditions_of(batch)
+    g(inputs)
+    assert g.mask_conv.kernel.shape == (3, 3, 4, 1)
+    kernel, bias = g.mask_conv.get_weights()
+    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 50.0)])
+    y_a = np.repeat(inputs["appearance"].numpy()[:, None], c.num_frames - 1, axis=1)
+    np.testing.assert_allclose(g(inputs).numpy(), y_a, atol=1e-6)
+    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, -50.0)])
+    unmasked = build_generator(c.replace(g_appearance_mask=False))
+    unmasked(inputs)
+    unmasked.set_weights([w for w, v in zip(g.get_weights(), g.weights)
+                          if "dec_mask" not in v.path])
+    np.testing.assert_allclose(g(inputs).numpy(), unmasked(inputs).numpy(), atol=1e-6)
 
 
 def test_test_preset_train_step_well_under_a_second():

@@ -5,8 +5,8 @@ Presets:
                 p=96, q=28 (6 classes + 2x11 keypoints)
   paper-natops  exactly the paper's NATOPS setting: T=32, 64x64, p=128, q=42 (24 classes + 2x9)
   cpu           the same networks with narrow widths at 32x32 inside one more level at 64x64
-                (the generator's full-resolution level, the discriminators' space-to-depth
-                input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
+                (the generator's full-resolution level with sub-pixel output and a y_a mask,
+                the discriminators' space-to-depth input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
                 the synthetic gestures on 2 CPU cores in about twelve minutes
   test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
@@ -36,6 +36,8 @@ ABLATIONS = {
 
 
 GRAM_KINDS = ("spatial", "channel")      # losses.gram_matrix's `kind`
+# How the generator's full-resolution level makes the H x W frames (Generator's docstring).
+FULL_RESOLUTION_OUTPUTS = ("gate", "subpixel")
 
 
 @dataclasses.dataclass
@@ -59,8 +61,13 @@ class AMCConfig(FamilyConfig):
     g_lstm_filters: int = 256                                       # convLSTM, = g_encoder_filters[-1]
     g_decoder_filters: Tuple[int, ...] = (256, 128, 64, 64)         # last one has no upsample/gate
     # Not in the paper (0 at the paper presets): one more generator level at the frames' own
-    # size, A.1's networks at H/2 (Generator's full_resolution_filters); = g_decoder_filters[-1].
+    # size, A.1's networks at H/2 (Generator's full_resolution_filters), and how its decoder
+    # makes the H x W frames: "gate" (the encoder's H x W conv gated in, as A.1's skips; then
+    # g_full_resolution_filters = g_decoder_filters[-1]) or "subpixel" (depth_to_space).
     g_full_resolution_filters: int = 0
+    g_full_resolution_output: str = "gate"    # one of FULL_RESOLUTION_OUTPUTS
+    # Not in the paper: frames = m·y_a + (1 − m)·G's frames, a per-pixel mask m from G.
+    g_appearance_mask: bool = False
     kernel_size: int = 3
     # Appearance discriminator (appendix A.2).
     da_frame_filters: Tuple[int, ...] = (64, 128, 256)              # conv2d(k,2), 4x4
@@ -151,12 +158,21 @@ class AMCConfig(FamilyConfig):
         if self.frame_size % 8 or self.source_frames % self.num_frames:
             raise ValueError("frame_size must be a multiple of 8 and num_frames divide "
                              "source_frames")
+        if self.g_full_resolution_output not in FULL_RESOLUTION_OUTPUTS:
+            raise ValueError(f"unknown g_full_resolution_output "
+                             f"{self.g_full_resolution_output!r}; choose from "
+                             f"{FULL_RESOLUTION_OUTPUTS}")
+        if self.g_full_resolution_output == "subpixel" and not self.g_full_resolution_filters:
+            raise ValueError("g_full_resolution_output 'subpixel' needs the full-resolution "
+                             "level: g_full_resolution_filters > 0")
+        gated = self.g_full_resolution_output == "gate"
         if self.g_full_resolution_filters and (
-                self.g_full_resolution_filters != self.g_decoder_filters[-1]
+                (gated and self.g_full_resolution_filters != self.g_decoder_filters[-1])
                 or self.frame_size % 16):
             raise ValueError("g_full_resolution_filters must equal g_decoder_filters[-1] "
-                             f"({self.g_decoder_filters[-1]}) and frame_size be a multiple of "
-                             f"16, got {self.g_full_resolution_filters} and {self.frame_size}")
+                             f"({self.g_decoder_filters[-1]}) with the 'gate' output and "
+                             f"frame_size be a multiple of 16, got "
+                             f"{self.g_full_resolution_filters} and {self.frame_size}")
         if self.gram not in GRAM_KINDS:
             raise ValueError(f"unknown gram {self.gram!r}; choose from {GRAM_KINDS}")
         if self.mismatch_mode not in ("random", "pairs"):
@@ -191,7 +207,9 @@ def _cpu(num_classes, num_keypoints):
         name="cpu", num_frames=16, frame_size=64, num_classes=num_classes,
         num_keypoints=num_keypoints, noise_dim=16, batch_size=8,
         g_encoder_filters=(16, 32, 48, 64, 64), g_lstm_filters=64,
-        g_decoder_filters=(64, 48, 32, 16), g_full_resolution_filters=16, d_space_to_depth=2,
+        g_decoder_filters=(64, 48, 32, 16), g_full_resolution_filters=16,
+        # Sharpness 0.57 -> 0.92 of the real clips' at 0.87x the step time (docs/amc_gan.md).
+        g_full_resolution_output="subpixel", g_appearance_mask=True, d_space_to_depth=2,
         da_frame_filters=(16, 32, 64), da_deconv_filters=64, da_head_filters=(64, 128),
         da_fc_units=32,
         dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,

@@ -5,6 +5,7 @@ import types
 import keras
 from keras import ops
 
+from amc_tf.models.amc_gan.config import FULL_RESOLUTION_OUTPUTS
 from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
                                    unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -40,11 +41,18 @@ class Generator(Network):
         full_resolution_filters: 0 (A.1 exactly), or the filters f of one more level at the
             frames' own size around A.1's networks, which then run at H/2 (not in the paper; the
             cpu preset's route to 64x64 frames at a quarter of the cost): the encoder starts with
-            conv2d(f) - lrelu - pool, and the decoder's last A.1 features (f = decoder_filters[3]
-            channels at H/2) are upsampled and gated with that conv's output, s·u + (1 − s)·skip,
-            before conv2d(3) - tanh. The gate comes from those H/2 features (conv2d(f) - lrelu -
-            sigmoid, upsampled): a gate from h_t at H would cost as much as the rest of the
-            decoder. Where s is near 0 the frame is y_a's own full-size detail.
+            conv2d(f) - lrelu - pool. How the decoder leaves H/2 is full_resolution_output's.
+        full_resolution_output: with that level, "gate": the decoder's last A.1 features
+            (f = decoder_filters[3] channels at H/2) are upsampled and gated with the encoder's
+            H x W conv output, s·u + (1 − s)·skip, before conv2d(3) - tanh; the gate comes from
+            those H/2 features (conv2d(f) - lrelu - sigmoid, upsampled; from h_t at H it would
+            cost as much as the rest of the decoder). "subpixel": the frame is
+            tanh(depth_to_space(conv2d(3·4))) of those H/2 features (sub-pixel convolution, Shi
+            et al. 2016): each H/2 position draws its own 2x2 pixels, nothing is interpolated,
+            and no H x W feature map is made.
+        appearance_mask: not in the paper; each frame becomes m·y_a + (1 − m)·x̂ with a per-pixel
+            m = sigmoid(conv2d(1)) of the decoder's last features (depth_to_space of conv2d(4)
+            with "subpixel"): where nothing moves the frame is y_a's own pixels.
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
     (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
@@ -58,11 +66,19 @@ class Generator(Network):
 
     def __init__(self, num_frames, frame_size, num_classes, num_keypoints, noise_dim,
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
-                 full_resolution_filters=0, **kwargs):
+                 full_resolution_filters=0, full_resolution_output="gate",
+                 appearance_mask=False, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
-        if full_resolution_filters and full_resolution_filters != decoder_filters[-1]:
+        if full_resolution_output not in FULL_RESOLUTION_OUTPUTS:
+            raise ValueError(f"unknown full_resolution_output {full_resolution_output!r}; "
+                             f"choose from {FULL_RESOLUTION_OUTPUTS}")
+        if full_resolution_output == "subpixel" and not full_resolution_filters:
+            raise ValueError("full_resolution_output 'subpixel' is how the full-resolution "
+                             "level makes its frames: it needs full_resolution_filters > 0")
+        if full_resolution_filters and full_resolution_output == "gate" and \
+                full_resolution_filters != decoder_filters[-1]:
             raise ValueError(f"the full-resolution level gates the decoder's last features "
                              f"({decoder_filters[-1]} channels) with its own: "
                              f"full_resolution_filters must be {decoder_filters[-1]}, got "
@@ -81,6 +97,8 @@ class Generator(Network):
         self.leaky_relu_slope = leaky_relu_slope
         self.sync_batchnorm = sync_batchnorm
         self.full_resolution_filters = int(full_resolution_filters)
+        self.full_resolution_output = full_resolution_output
+        self.appearance_mask = bool(appearance_mask)
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
         norm = lambda name: batch_norm(sync_batchnorm, name)
         # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
@@ -94,7 +112,11 @@ class Generator(Network):
         # Decoder: [conv2d - BN - lrelu - upsample - gating] x3 - conv2d - BN - lrelu - conv2d(3).
         self.decoder_convs = [conv(f, f"dec_conv{i + 1}") for i, f in enumerate(decoder_filters)]
         self.decoder_norms = [norm(f"dec_bn{i + 1}") for i in range(4)]
-        self.output_conv = conv(3, "dec_out")
+        # With sub-pixel output each position's conv2d gives its 2x2 block's pixels.
+        block = 4 if self.subpixel_output else 1
+        self.output_conv = conv(3 * block, "dec_out")
+        if self.appearance_mask:
+            self.mask_conv = conv(block, "dec_mask")
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         # Conv11-13: upsample(2^i) - conv2d - lrelu - sigmoid on the convLSTM output.
         self.gate_upsample = [keras.layers.UpSampling2D(2 ** (i + 1), interpolation="bilinear")
@@ -102,6 +124,7 @@ class Generator(Network):
         self.gate_convs = [conv(f, f"conv1{i + 1}") for i, f in enumerate(decoder_filters[:3])]
         if self.full_resolution_filters:
             self.full_resolution_conv = conv(full_resolution_filters, "enc_conv0")
+        if self.full_resolution_gated:
             self.full_resolution_gate = conv(full_resolution_filters, "conv10")
 
     def get_config(self):
@@ -111,7 +134,9 @@ class Generator(Network):
                 "encoder_filters": self.encoder_filters, "decoder_filters": self.decoder_filters,
                 "kernel_size": self.kernel_size, "leaky_relu_slope": self.leaky_relu_slope,
                 "sync_batchnorm": self.sync_batchnorm,
-                "full_resolution_filters": self.full_resolution_filters}
+                "full_resolution_filters": self.full_resolution_filters,
+                "full_resolution_output": self.full_resolution_output,
+                "appearance_mask": self.appearance_mask}
 
     @classmethod
     def from_config(cls, config):
@@ -121,6 +146,14 @@ class Generator(Network):
             return build_generator(types.SimpleNamespace(**config["config"]),
                                    name=config.get("name"))
         return super().from_config(config)
+
+    @property
+    def full_resolution_gated(self):
+        return bool(self.full_resolution_filters) and self.full_resolution_output == "gate"
+
+    @property
+    def subpixel_output(self):
+        return bool(self.full_resolution_filters) and self.full_resolution_output == "subpixel"
 
     @property
     def latent_size(self):
@@ -141,11 +174,12 @@ class Generator(Network):
 
     def encode(self, appearance, training=False):
         """φ(y_a) (batch, latent_size, latent_size, C) and the skip tensors: the outputs of
-        Conv4, Conv3, Conv2, then of the full-resolution conv where the generator has it."""
+        Conv4, Conv3, Conv2, then of the full-resolution conv where the decoder gates with it."""
         full = []
         if self.full_resolution_filters:
-            full = [self.lrelu(self.full_resolution_conv(appearance))]
-            appearance = self.pool(full[0])
+            x = self.lrelu(self.full_resolution_conv(appearance))
+            full = [x] if self.full_resolution_gated else []
+            appearance = self.pool(x)
         x = self.lrelu(self.encoder_convs[0](appearance))
         skips = []
         for i in range(1, 5):
@@ -208,11 +242,16 @@ class Generator(Network):
             s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
             x = self.gate(s, u, skips[i])
         x = self.lrelu(self.decoder_norms[3](self.decoder_convs[3](x), training=training))
-        if self.full_resolution_filters:
+        if self.full_resolution_gated:
             s = ops.sigmoid(self.lrelu(self.full_resolution_gate(x)))
             x = self.gate(self.upsample(s), self.upsample(x), skips[3])
-        x = ops.tanh(self.output_conv(x))
-        return ops.cast(unfold_time(x, batch_time), "float32")
+        to_frame = (lambda y: ops.depth_to_space(y, 2)) if self.subpixel_output else \
+            (lambda y: y)
+        frames = unfold_time(ops.tanh(to_frame(self.output_conv(x))), batch_time)
+        if self.appearance_mask:
+            m = unfold_time(ops.sigmoid(to_frame(self.mask_conv(x))), batch_time)
+            frames = frames + m * (appearance[:, None] - frames)     # m·y_a + (1 − m)·x̂
+        return ops.cast(frames, "float32")
 
 
 def build_generator(config, **kwargs):
@@ -224,4 +263,6 @@ def build_generator(config, **kwargs):
         noise_dim=config.noise_dim, encoder_filters=config.g_encoder_filters,
         decoder_filters=config.g_decoder_filters, kernel_size=config.kernel_size,
         leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm,
-        full_resolution_filters=config.g_full_resolution_filters, **kwargs)
+        full_resolution_filters=config.g_full_resolution_filters,
+        full_resolution_output=config.g_full_resolution_output,
+        appearance_mask=config.g_appearance_mask, **kwargs)
