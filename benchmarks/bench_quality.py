@@ -16,6 +16,8 @@ SavedModel's `generate` signature, and compared with the real clip at the clips'
 
   sharpness_ratio       mean |Laplacian| of generated frames 2..T over the real clips' frames 2..T
                         (amc_tf/metrics/sharpness.py; issue 14's target >= 0.7)
+  ... by region         the same ratio within the pixels the real clip's motion sweeps (it
+                        moves away from y_a there in some frame: "moving") and the rest ("static")
   first_frame_excess    mean |frame 2 - y_a| over mean |frame 3 - y_a| of the generated videos: a
                         first-frame artifact reads > 1 (the real clips' figure beside it)
   colour_drift          largest change of a channel's frame mean from frame 1, generated and real
@@ -130,6 +132,9 @@ def main(argv=None):
     print(f"  sharpness (mean |Laplacian|, frames 2..T, 64x64): generated "
           f"{fmt(row['sharpness_generated'])}, real {fmt(row['sharpness_real'])}, "
           f"ratio {fmt(row['sharpness_ratio'])}")
+    print(f"  sharpness by region: static pixels {fmt(row['sharpness_ratio_static'])}, moving "
+          f"pixels ({100 * row['moving_share']:.0f} % of them) "
+          f"{fmt(row['sharpness_ratio_moving'])}")
     print(f"  first generated frame: |f2 - y_a| {fmt(row['first_gap_generated'])}, "
           f"|f3 - y_a| {fmt(row['second_gap_generated'])}, excess "
           f"{fmt(row['first_frame_excess'])} (real clips {fmt(row['first_frame_excess_real'])})")

@@ -131,6 +131,21 @@ def test_sharpness_ratio_reads_blur_and_the_first_frame_artifact():
     blurred[:, 1:] = _blur(real[:, 1:])
     report = sharpness.quality_report(blurred, real)
     assert report["sharpness_ratio"] < 0.6
+    # By region: a textured still background and a square moving over it; blurring only the
+    # pixels that never move shows in "static" alone.
+    rng = np.random.default_rng(1)
+    scene = rng.integers(0, 256, (2, 1, 8, 8, 3)).astype(np.uint8).repeat(4, 2).repeat(4, 3)
+    scene = scene.repeat(6, 1)
+    for t in range(6):
+        scene[:, t, 8:16, 2 + 3 * t:10 + 3 * t] = 255
+    still = np.all(scene == scene[:, :1], axis=(1, 4))[:, None, ..., None]
+    background = np.where(still, _blur(scene), scene)
+    regions = sharpness.sharpness_by_region(background, scene)
+    assert 0.0 < regions["moving"][0] < 0.5
+    assert regions["static"][1] < 0.9 and regions["moving"][1] > regions["static"][1]
+    everywhere = sharpness.sharpness_by_region(_blur(scene), scene)
+    assert everywhere["static"][1] < 0.9 and everywhere["moving"][1] < 0.9
+    assert same["sharpness_ratio_static"] == same["sharpness_ratio_moving"] == pytest.approx(1.0)
     # A bright blob in the top-right corner of the first generated frame only (issue 14).
     blob = real.copy()
     blob[:, 1, :16, -16:] = 255
