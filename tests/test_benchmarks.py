@@ -199,7 +199,8 @@ def test_bench_step_variants_rows():
         "bench_step_variants", os.path.join(os.path.dirname(BENCH), "bench_step_variants.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rows = bench.main(["--preset", "test", "--steps", "1", "--rounds", "2", "{}", '{"gram": "channel"}'])
+    rows = bench.main(["--preset", "test", "--steps", "1", "--rounds", "2", "{}",
+                       '{"gram": "channel"}'])
     assert [r["variant"] for r in rows] == ["{}", '{"gram": "channel"}']
     assert rows[0]["warmup_ratio"] == rows[0]["algorithm_1_ratio"] == 1.0
     assert all(r["warmup_s"] > 0 and r["algorithm_1_s"] > 0 for r in rows)

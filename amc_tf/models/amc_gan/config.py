@@ -6,8 +6,9 @@ Presets:
   paper-natops  exactly the paper's NATOPS setting: T=32, 64x64, p=128, q=42 (24 classes + 2x9)
   cpu           the same networks with narrow widths at 32x32 inside one more level at 64x64
                 (the generator's full-resolution level with sub-pixel output and a y_a mask,
-                the discriminators' space-to-depth input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
-                the synthetic gestures on 2 CPU cores in about twelve minutes
+                the discriminators' space-to-depth input), 16 frames (every 2nd of the 32) of
+                64x64, sized so the demo trains on the synthetic gestures on 2 CPU cores in
+                about ten minutes
   test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
 `num_classes` / `num_keypoints` of the cpu and test presets come from the dataset (the synthetic
@@ -38,6 +39,31 @@ ABLATIONS = {
 GRAM_KINDS = ("spatial", "channel")      # losses.gram_matrix's `kind`
 # How the generator's full-resolution level makes the H x W frames (Generator's docstring).
 FULL_RESOLUTION_OUTPUTS = ("gate", "subpixel")
+
+
+def latent_size(frame_size, full_resolution_filters):
+    """Spatial size of the generator's φ(y_a): three 2x2 poolings (A.1), four with the
+    full-resolution level."""
+    return frame_size // (16 if full_resolution_filters else 8)
+
+
+def check_full_resolution(frame_size, decoder_filters, filters, output, prefix=""):
+    """The generator's frame size and full-resolution level, checked in one place for the
+    Generator's arguments and the config's fields (named with `prefix`, "g_" there)."""
+    if output not in FULL_RESOLUTION_OUTPUTS:
+        raise ValueError(f"unknown {prefix}full_resolution_output {output!r}; choose from "
+                         f"{FULL_RESOLUTION_OUTPUTS}")
+    if output == "subpixel" and not filters:
+        raise ValueError(f"{prefix}full_resolution_output 'subpixel' needs the full-resolution "
+                         f"level: {prefix}full_resolution_filters > 0")
+    if filters and output == "gate" and filters != decoder_filters[-1]:
+        raise ValueError(f"{prefix}full_resolution_filters must equal {prefix}decoder_filters[-1] "
+                         f"({decoder_filters[-1]}) with the 'gate' output (the level gates the "
+                         f"decoder's last features with its own), got {filters}")
+    pools = 16 if filters else 8
+    if frame_size % pools:
+        raise ValueError(f"frame_size {frame_size} must be a multiple of {pools} (the "
+                         f"generator's poolings)")
 
 
 @dataclasses.dataclass
@@ -143,9 +169,8 @@ class AMCConfig(FamilyConfig):
 
     @property
     def latent_size(self):
-        """Spatial size of φ(y_a): three 2x2 poolings (A.1), four with the full-resolution
-        level."""
-        return self.frame_size // (16 if self.g_full_resolution_filters else 8)
+        """Spatial size of φ(y_a) (`latent_size`)."""
+        return latent_size(self.frame_size, self.g_full_resolution_filters)
 
     def validate(self):
         if self.g_lstm_filters != self.g_encoder_filters[-1]:
@@ -155,24 +180,12 @@ class AMCConfig(FamilyConfig):
             raise ValueError("dm_lstm_filters must equal dm_frame_filters[-1]")
         if len(self.g_encoder_filters) != 5 or len(self.g_decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
-        if self.frame_size % 8 or self.source_frames % self.num_frames:
-            raise ValueError("frame_size must be a multiple of 8 and num_frames divide "
-                             "source_frames")
-        if self.g_full_resolution_output not in FULL_RESOLUTION_OUTPUTS:
-            raise ValueError(f"unknown g_full_resolution_output "
-                             f"{self.g_full_resolution_output!r}; choose from "
-                             f"{FULL_RESOLUTION_OUTPUTS}")
-        if self.g_full_resolution_output == "subpixel" and not self.g_full_resolution_filters:
-            raise ValueError("g_full_resolution_output 'subpixel' needs the full-resolution "
-                             "level: g_full_resolution_filters > 0")
-        gated = self.g_full_resolution_output == "gate"
-        if self.g_full_resolution_filters and (
-                (gated and self.g_full_resolution_filters != self.g_decoder_filters[-1])
-                or self.frame_size % 16):
-            raise ValueError("g_full_resolution_filters must equal g_decoder_filters[-1] "
-                             f"({self.g_decoder_filters[-1]}) with the 'gate' output and "
-                             f"frame_size be a multiple of 16, got "
-                             f"{self.g_full_resolution_filters} and {self.frame_size}")
+        if self.source_frames % self.num_frames:
+            raise ValueError(f"num_frames {self.num_frames} must divide source_frames "
+                             f"{self.source_frames}")
+        check_full_resolution(self.frame_size, self.g_decoder_filters,
+                              self.g_full_resolution_filters, self.g_full_resolution_output,
+                              prefix="g_")
         if self.gram not in GRAM_KINDS:
             raise ValueError(f"unknown gram {self.gram!r}; choose from {GRAM_KINDS}")
         if self.mismatch_mode not in ("random", "pairs"):

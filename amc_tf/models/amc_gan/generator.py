@@ -5,7 +5,7 @@ import types
 import keras
 from keras import ops
 
-from amc_tf.models.amc_gan.config import FULL_RESOLUTION_OUTPUTS
+from amc_tf.models.amc_gan.config import check_full_resolution, latent_size
 from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
                                    unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -71,21 +71,8 @@ class Generator(Network):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
-        if full_resolution_output not in FULL_RESOLUTION_OUTPUTS:
-            raise ValueError(f"unknown full_resolution_output {full_resolution_output!r}; "
-                             f"choose from {FULL_RESOLUTION_OUTPUTS}")
-        if full_resolution_output == "subpixel" and not full_resolution_filters:
-            raise ValueError("full_resolution_output 'subpixel' is how the full-resolution "
-                             "level makes its frames: it needs full_resolution_filters > 0")
-        if full_resolution_filters and full_resolution_output == "gate" and \
-                full_resolution_filters != decoder_filters[-1]:
-            raise ValueError(f"the full-resolution level gates the decoder's last features "
-                             f"({decoder_filters[-1]} channels) with its own: "
-                             f"full_resolution_filters must be {decoder_filters[-1]}, got "
-                             f"{full_resolution_filters}")
-        if frame_size % (16 if full_resolution_filters else 8):
-            raise ValueError(f"frame_size {frame_size} must be a multiple of "
-                             f"{16 if full_resolution_filters else 8} (the poolings)")
+        check_full_resolution(frame_size, decoder_filters, full_resolution_filters,
+                              full_resolution_output)
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.num_classes = num_classes
@@ -159,7 +146,7 @@ class Generator(Network):
     def latent_size(self):
         """Spatial size of φ(y_a): three 2x2 poolings (A.1), four with the full-resolution
         level."""
-        return self.frame_size // (16 if self.full_resolution_filters else 8)
+        return latent_size(self.frame_size, self.full_resolution_filters)
 
     def dummy_inputs(self, batch_size=1):
         return {
