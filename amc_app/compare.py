@@ -168,12 +168,14 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
     judges, report = {}, {"data": data, "dataset": summary["dataset"], "preset": preset,
                           "steps": steps, "budget_s": budget_s, "models": {}}
     request = None
+    judge_frames = min(family_config(f, preset, summary, style).judge_frame_size
+                       for f in families)
     for family in families:
         config = family_config(family, preset, summary, style)
         class_names = list(summary["class_names"])[:config.num_classes]
         classifier, keypoint, judge_metrics = _judges(
-            config, data, train_pattern, eval_pattern, out, classifier_steps, style,
-            keypoint_judge, judges)
+            shared_judge_config(config, preset, judge_frames), data, train_pattern,
+            eval_pattern, out, classifier_steps, style, keypoint_judge, judges)
         model_dir = os.path.join(out, family.name)
         timer = timed_run(budget_s)
         print(f"[compare] training {family.name} ({preset}"
@@ -211,6 +213,15 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
 def family_config(family, preset, summary, style):
     return family.config(preset, num_classes=len(summary["class_names"]),
                          num_keypoints=style.num_keypoints)
+
+
+def shared_judge_config(config, preset, frame_size):
+    """`config` with the judge of models of `frame_size` frames, the smallest among those
+    compared: one judge reads every model's videos (larger ones area-downscaled by it)."""
+    from amc_tf.models.family_config import judge_sizes
+    if config.judge_frame_size <= frame_size:
+        return config
+    return config.replace(**dict(judge_sizes(preset, frame_size), clf_frame_size=frame_size))
 
 
 def real_clip_bound(report):

@@ -100,3 +100,18 @@ def test_compare_rejects_unknown_models(data, tmp_path):
     with pytest.raises(SystemExit, match="unknown model"):
         cli.main(["compare", "--data", data, "--models", "amc-gan,nope", "--out",
                   str(tmp_path)])
+
+
+def test_one_judge_reads_models_of_different_frame_sizes():
+    """At cpu AMC-GAN's 64x64 videos and the other families' 32x32 ones are judged by one
+    network, the 32x32 models' judge (the same judge_key, so trained once)."""
+    configs = {name: get_family(name).config("cpu", num_classes=NUM_CLASSES,
+                                             num_keypoints=NUM_KEYPOINTS)
+               for name in family_names()}
+    assert configs["amc-gan"].judge_frame_size == 64
+    smallest = min(c.judge_frame_size for c in configs.values())
+    keys = {json.dumps(compare.judge_key(compare.shared_judge_config(c, "cpu", smallest)),
+                       sort_keys=True) for c in configs.values()}
+    assert smallest == 32 and len(keys) == 1
+    alone = compare.shared_judge_config(configs["amc-gan"], "cpu", 64)
+    assert alone == configs["amc-gan"]          # compared with its own kind: its own judge

@@ -533,10 +533,11 @@ def test_classifier_takes_only_prepared_videos():
 
 
 def test_judge_at_its_own_frame_size_sees_larger_videos_area_downscaled():
-    """The cpu judge is 32x32 for every family (clf_frame_size): AMC-GAN's 64x64 videos reach
-    it as inputs.resize_frames would prepare them (area), in one place, the classifier."""
+    """A 32x32 judge (the cpu one of the 32x32 families, clf_frame_size) reads 64x64 videos as
+    inputs.resize_frames would prepare them (area), in one place, the classifier."""
     from amc_tf import inputs
-    c = get_preset("cpu")
+    from amc_tf.models.family_config import judge_sizes
+    c = get_preset("cpu").replace(**judge_sizes("cpu"))
     assert (c.frame_size, c.judge_frame_size) == (64, 32)
     clf = build_classifier(c)
     assert clf.frame_size == 32
@@ -544,6 +545,35 @@ def test_judge_at_its_own_frame_size_sees_larger_videos_area_downscaled():
     np.testing.assert_allclose(clf(video).numpy(),
                                clf(inputs.resize_frames(video, 32)).numpy(), atol=1e-5)
     assert get_preset("paper-natops").judge_frame_size == 64
+
+
+def test_cpu_judge_of_64x64_models_sees_64x64_at_the_32x32_judges_sizes(tmp_path):
+    """AMC-GAN's cpu judge reads its 64x64 frames whole: a first conv3d of spatial stride 4
+    leaves every later layer at the 32x32 judge's sizes (family_config.JUDGE_SIZES_64); its
+    config and file round-trip with the (time, height, width) stride."""
+    from amc_tf.models.family_config import judge_sizes
+    c = get_preset("cpu")
+    small = c.replace(**judge_sizes("cpu"))
+    assert (c.judge_frame_size, small.judge_frame_size) == (64, 32)
+    assert c.clf_strides == ((2, 4, 4), 2, 2, 4) and c.clf_filters == small.clf_filters
+    assert type(c).from_json(c.to_json()) == c
+    video = random_model_batch(c, 2)["video"]
+    sizes = []
+    for config, frames in ((c, video), (small, video[:, :, ::2, ::2])):
+        clf = build_classifier(config)
+        x = frames
+        shapes = []
+        for conv in clf.convs:
+            x = conv(x)
+            shapes.append(tuple(x.shape))
+        sizes.append(shapes)
+    assert sizes[0] == sizes[1] and sizes[0][0] == (2, 8, 16, 16, 16)
+    clf = build_classifier(c)
+    logits = clf(video)
+    assert logits.shape == (2, c.num_classes)
+    save_model(clf, str(tmp_path / "classifier.keras"))
+    np.testing.assert_allclose(load_classifier(str(tmp_path))(video).numpy(), logits.numpy(),
+                               atol=1e-5)
 
 
 # ---------------------------------------------------------------------- serving contract

@@ -354,3 +354,26 @@ def test_graph_optimizer_options_last_for_the_run_only():
     outside = tf.config.optimizer.get_experimental_options()
     with graph_optimizer_options(imaginator):
         assert tf.config.optimizer.get_experimental_options() == outside
+
+
+def test_classifier_keeps_the_best_epoch_and_breaks_ties_on_the_validation_loss():
+    """A saturated validation accuracy (a small split) ties many epochs: the kept weights are
+    those of the lowest validation loss among the best, not merely the last best."""
+    import keras
+    from amc_tf.training.train import KeepBestWeights
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keep = KeepBestWeights()
+    keep.set_model(model)
+    logs = [(0.90, 0.30), (1.00, 0.20), (1.00, 0.10), (1.00, 0.15), (0.95, 0.05)]
+    for epoch, (accuracy, loss) in enumerate(logs):
+        model.layers[0].bias.assign([float(epoch)])
+        keep.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+    keep.on_train_end()
+    assert (keep.best, keep.best_epoch) == (1.0, 2)
+    assert float(model.layers[0].bias.numpy()[0]) == 2.0
+    # Without a loss in the logs, a later epoch wins a tie.
+    keep = KeepBestWeights()
+    keep.set_model(model)
+    for epoch, accuracy in enumerate((0.5, 0.8, 0.8, 0.7)):
+        keep.on_epoch_end(epoch, {"val_accuracy": accuracy})
+    assert keep.best_epoch == 2

@@ -46,20 +46,27 @@ CLASSIFIER_VALIDATION_FRACTION = 0.1
 
 
 class KeepBestWeights(keras.callbacks.Callback):
-    """Restores, when training ends, the weights of the epoch with the best `monitor` (a later
-    epoch wins a tie: it has trained longer on the same evidence)."""
+    """Restores, when training ends, the weights of the epoch with the best `monitor`; among
+    epochs that tie (a small validation split saturates), the one of the lowest `tie_break`
+    (the validation loss: the most confident right answers), then the later one."""
 
-    def __init__(self, monitor="val_accuracy"):
+    def __init__(self, monitor="val_accuracy", tie_break="val_loss"):
         super().__init__()
-        self.monitor = monitor
+        self.monitor, self.tie_break = monitor, tie_break
         self.best = None
         self.best_epoch = None
+        self._key = None
         self._weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and (self.best is None or value >= self.best):
-            self.best, self.best_epoch = float(value), epoch
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            return
+        loss = logs.get(self.tie_break)
+        key = (float(value), -float(loss) if loss is not None else 0.0)
+        if self._key is None or key >= self._key:
+            self._key, self.best, self.best_epoch = key, float(value), epoch
             self._weights = self.model.get_weights()
 
     def on_train_end(self, logs=None):

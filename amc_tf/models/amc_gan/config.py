@@ -216,8 +216,9 @@ def _paper_natops():
 
 
 def _cpu(num_classes, num_keypoints):
+    frame_size = 64
     return AMCConfig(
-        name="cpu", num_frames=16, frame_size=64, num_classes=num_classes,
+        name="cpu", num_frames=16, frame_size=frame_size, num_classes=num_classes,
         num_keypoints=num_keypoints, noise_dim=16, batch_size=8,
         g_encoder_filters=(16, 32, 48, 64, 64), g_lstm_filters=64,
         g_decoder_filters=(64, 48, 32, 16), g_full_resolution_filters=16,
@@ -227,7 +228,7 @@ def _cpu(num_classes, num_keypoints):
         da_fc_units=32,
         dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,
         dm_rf_filters=32, dm_fc_units=32,
-        **judge_sizes("cpu"),
+        **judge_sizes("cpu", frame_size),
         # Table B's NATOPS column (gestures are body motion) except where a ~12-minute budget
         # needs G to follow y_m from the reconstruction terms (measured, see README):
         # L1 100 plus 100 on the moving pixels (w_l1_motion), d+ 1; G lr 2e-3. D_m's class head
