@@ -102,16 +102,14 @@ def _judges(config, data, train_pattern, eval_pattern, out, classifier_steps, st
 
 
 def sheet_requests(eval_pattern, config, rows, seed):
-    """The contact sheets' requests, the same for every model: the first frame of the first
-    `rows` eval clips as y_a (models without an appearance input, e.g. G3AN, leave it unused:
+    """The contact sheets' requests, the same for every model and run: the first frame of the
+    `rows` eval clips of the smallest clip ids as y_a (models without an appearance input, e.g. G3AN, leave it unused:
     their rows differ from the others' from frame 0 on), class i mod C for row i, seed
     `seed + i`."""
     import numpy as np
 
     from amc_tf.data import features
-    ds = features.make_dataset(eval_pattern, config.num_keypoints, rows, shuffle=False,
-                               repeat=False)
-    clips = next(iter(ds))
+    clips = features.first_clips(eval_pattern, config.num_keypoints, rows)
     appearance = clips[features.VIDEO][:, 0].numpy()
     n = appearance.shape[0]
     return (appearance, np.arange(n, dtype=np.int32) % config.num_classes,

@@ -164,14 +164,13 @@ def _serve_and_generate(layout, examples_uri, home, args):
 
 
 def _eval_appearance(examples_uri):
-    """The first frame of one eval clip (the run's ExampleGen output): an appearance the models
-    never trained on."""
+    """The first frame of the eval clip of the smallest clip id (the run's ExampleGen output):
+    an appearance the models never trained on, the same in every run of one seed."""
     from amc_tf.data import datasets, features, preprocess
     summary = preprocess.read_summary(examples_uri)
     pattern = os.path.join(preprocess.split_dir(examples_uri, "eval"), "*")
     num_keypoints = datasets.get(summary["dataset"]).num_keypoints
-    clips = features.make_dataset(pattern, num_keypoints, 1, shuffle=False, repeat=False)
-    return next(iter(clips))[features.VIDEO][0, 0].numpy()
+    return features.first_clips(pattern, num_keypoints, 1)[features.VIDEO][0, 0].numpy()
 
 
 def register(subparsers):

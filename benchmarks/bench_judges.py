@@ -2,13 +2,17 @@
 they cost, as the classifier Trainer trains them (`train.train_judges`).
 
     .venv/bin/python benchmarks/bench_judges.py [--dataset gestures] [--clips 360] [--seed 0] \
-        [--preset cpu] [--classifier-steps 3000] [--augment-copies 2] [--no-jitter]
+        [--preset cpu] [--classifier-steps 3000] [--augment-copies 2] [--no-jitter] \
+        [--set FIELD=VALUE ...]
 
 Writes synthetic clips of the dataset style, preprocesses them as the demo's ExampleGen does
 (split by subject, 20 % eval), trains the B.3 classifier (validation split, best epoch, cosine
 decay, appearance jitter unless --no-jitter) and B.4's keypoint judge at the preset's size, and
-prints their figures on the real eval clips with the wall time of each. One run; on a shared
-machine the times move with the load (printed).
+prints their figures on the real eval clips with the wall time of each. `--set` changes a field
+of the preset's config (as `amc-tf train --set`), e.g. the B.3 judge of the 32x32 families at
+AMC-GAN's cpu size: `--set clf_frame_size=32 --set 'clf_strides=[2,2,2,4]' --set
+clf_dropout=0.5 --set clf_learning_rate=0.001`. One run; on a shared machine the times move with
+the load (printed).
 """
 
 import argparse
@@ -30,6 +34,8 @@ def main(argv=None):
     p.add_argument("--no-jitter", action="store_true",
                    help="train the B.3 classifier without the appearance jitter")
     p.add_argument("--work-dir", default=None, help="keep data and judges here")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one config field of the preset (VALUE is JSON, else a string)")
     args = p.parse_args(argv)
 
     import amc_tf  # noqa: F401  oneDNN on before TensorFlow loads
@@ -37,6 +43,7 @@ def main(argv=None):
     from amc_tf.models import get_family
     from amc_tf.training import data as training_data
     from amc_tf.training import keypoint_judge, train
+    from amc_tf.training.cli import config_overrides
 
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_judges_")
     style = datasets.get(args.dataset)
@@ -52,6 +59,8 @@ def main(argv=None):
     family = get_family("amc-gan")
     config = family.config(args.preset, num_classes=len(summary["class_names"]),
                            num_keypoints=style.num_keypoints)
+    overrides = config_overrides(config, args.set)
+    config = config.replace(**overrides)
     train_pattern = posixpath.join(preprocess.split_dir(data, "train"), "*")
     eval_pattern = posixpath.join(preprocess.split_dir(data, "eval"), "*")
     out = os.path.join(work, "judges")
@@ -80,7 +89,8 @@ def main(argv=None):
     print(json.dumps({
         "dataset": args.dataset, "clips": args.clips, "seed": args.seed, "preset": args.preset,
         "classes": len(summary["class_names"]), "eval_clips": clf_metrics["eval_clips"],
-        "appearance_jitter": not args.no_jitter,
+        "appearance_jitter": not args.no_jitter, "overrides": overrides,
+        "judge_frame_size": config.judge_frame_size,
         "b3_classifier": {**clf_metrics, "seconds": round(classifier_s, 1),
                           "steps": args.classifier_steps},
         "keypoint_detector": {**detector_metrics, "seconds": round(detector_s, 1)},

@@ -204,3 +204,22 @@ def test_bench_step_variants_rows():
     assert [r["variant"] for r in rows] == ["{}", '{"gram": "channel"}']
     assert rows[0]["warmup_ratio"] == rows[0]["algorithm_1_ratio"] == 1.0
     assert all(r["warmup_s"] > 0 and r["algorithm_1_s"] > 0 for r in rows)
+
+
+def test_bench_judges_trains_the_judges_of_a_changed_config(tmp_path, capsys):
+    """bench_judges prints what the judges reach on real eval clips; --set changes the preset's
+    config (here the judge's dropout and frame size) and is echoed with the figures."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_judges", os.path.join(os.path.dirname(BENCH), "bench_judges.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--preset", "test", "--clips", "24", "--classifier-steps", "2",
+                       "--augment-copies", "1", "--work-dir", str(tmp_path),
+                       "--set", "clf_dropout=0.25", "--set", "clf_frame_size=16"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index('{\n  "dataset"'):])
+    assert report["overrides"] == {"clf_dropout": 0.25, "clf_frame_size": 16}
+    assert report["judge_frame_size"] == 16 and report["eval_clips"] > 0
+    assert 0.0 <= report["b3_classifier"]["accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="has no field 'clf_nope'"):
+        bench.main(["--preset", "test", "--work-dir", str(tmp_path), "--set", "clf_nope=1"])

@@ -1,6 +1,8 @@
 """One input contract: one clip gives identical model inputs through every path (training batch,
 velocity bank, evaluation signature, serving `generate_with_velocity`, library `inference`)."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -174,3 +176,22 @@ def test_serving_and_library_generate_the_same_video(setup):
                                  expected["motion_class"].numpy(), seed=seed.numpy(),
                                  velocity_bank=setup["bank"])
     _same_video(drawn["video"].numpy(), library)
+
+
+def test_first_clips_do_not_depend_on_the_order_the_records_were_written_in(tmp_path):
+    """The contact sheets' appearances (demo, compare) are the eval clips of the smallest clip
+    ids: parallel Beam workers write records in any order, the sheet stays the same."""
+    pattern = fixtures.write_clips(str(tmp_path / "a"), 12, 3, 2, seed=0, split="eval")
+    records = list(tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP"))
+    os.makedirs(tmp_path / "b" / "Split-eval")
+    for part, chunk in enumerate((records[7:][::-1], records[:7][::-1])):
+        with tf.io.TFRecordWriter(str(tmp_path / "b" / "Split-eval" / f"part-{part}.gz"),
+                                  options="GZIP") as writer:
+            for record in chunk:
+                writer.write(record.numpy())
+    first = features.first_clips(pattern, 2, 3)
+    again = features.first_clips(str(tmp_path / "b" / "Split-eval" / "*"), 2, 3)
+    assert first[features.CLIP_ID].numpy().tolist() == [b"c0", b"c1", b"c10"]
+    assert again[features.CLIP_ID].numpy().tolist() == [b"c0", b"c1", b"c10"]
+    np.testing.assert_array_equal(first[features.VIDEO].numpy(), again[features.VIDEO].numpy())
+    assert features.first_clips(pattern, 2, 50)[features.VIDEO].shape[0] == 12

@@ -109,6 +109,31 @@ def _shuffled_passes(records, seed, source):
     return tf.data.Dataset.counter().flat_map(one_pass)
 
 
+def _records(file_pattern):
+    """The serialized records of (GZIP or plain) TFRecord files, files in glob order."""
+    import tensorflow as tf
+    files = tf.io.gfile.glob(file_pattern)
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
+    compression = "GZIP" if files[0].endswith(".gz") else None
+    return tf.data.TFRecordDataset(files, compression_type=compression)
+
+
+def first_clips(file_pattern, num_keypoints, count):
+    """The `count` clips of the smallest clip ids (all when fewer), parsed as one batch: the
+    same clips, in the same order, whatever order parallel Beam workers wrote the records in
+    (the contact sheets' appearances)."""
+    import tensorflow as tf
+    spec = {CLIP_ID: tf.io.FixedLenFeature([], tf.string)}
+    kept = []
+    for serialized in _records(file_pattern):
+        clip_id = tf.io.parse_single_example(serialized, spec)[CLIP_ID].numpy()
+        kept = sorted(kept + [(clip_id, serialized)], key=lambda pair: pair[0])[:count]
+    if not kept:
+        raise ValueError(f"{file_pattern} holds no clip")
+    return parse_examples(tf.stack([serialized for _, serialized in kept]), num_keypoints)
+
+
 def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=True,
                  num_frames=NUM_FRAMES, frame_size=FRAME_SIZE, drop_remainder=True, seed=None,
                  num_landmarks=None, record_filter=None):
@@ -116,11 +141,7 @@ def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=T
     with `num_landmarks` (as in `parse_examples`); `record_filter(serialized) -> bool` keeps
     some records only (e.g. a validation hold-out)."""
     import tensorflow as tf
-    files = tf.io.gfile.glob(file_pattern)
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
-    compression = "GZIP" if files[0].endswith(".gz") else None
-    records = tf.data.TFRecordDataset(files, compression_type=compression)
+    records = _records(file_pattern)
     if record_filter is not None:
         records = records.filter(record_filter)
     if shuffle and repeat:

@@ -1,5 +1,6 @@
-"""What every family's config shares: the B.3 judge's sizes (one table, so that every model is
-judged by the same network), the JSON round trip, and how a preset is sized to the data.
+"""What every family's config shares: the B.3 judge's sizes (one table, so that every model of
+one preset and frame size is judged by the same network), the JSON round trip, and how a preset
+is sized to the data.
 
 No Keras here: configs are read where TensorFlow is not loaded yet (command lines, pipeline
 construction).
