@@ -223,3 +223,21 @@ def test_bench_judges_trains_the_judges_of_a_changed_config(tmp_path, capsys):
     assert 0.0 <= report["b3_classifier"]["accuracy"] <= 1.0
     with pytest.raises(ValueError, match="has no field 'clf_nope'"):
         bench.main(["--preset", "test", "--work-dir", str(tmp_path), "--set", "clf_nope=1"])
+
+
+def test_bench_judge_step_rows(tmp_path):
+    """The judge-variants benchmark times both step kinds of each variant, as ratios to the
+    first (here the test preset's judge and the same at half the frame size)."""
+    import fixtures as testing
+    spec = importlib.util.spec_from_file_location(
+        "bench_judge_step", os.path.join(os.path.dirname(BENCH), "bench_judge_step.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = str(tmp_path / "data")
+    testing.write_summary(data, 3)
+    testing.write_clips(data, 8, 3, 9, seed=0)
+    rows = bench.main(["--data", data, "--preset", "test", "--steps", "1", "--rounds", "2",
+                       "{}", '{"clf_frame_size": 16}'])
+    assert [r["variant"] for r in rows] == ["{}", '{"clf_frame_size": 16}']
+    assert rows[0]["step_ratio"] == rows[0]["fed_step_ratio"] == 1.0
+    assert all(r["step_s"] > 0 and r["fed_step_s"] > 0 for r in rows)
