@@ -6,7 +6,8 @@ Presets:
           one-step z_m (10), batch 96, Adam 2e-4 (0.5, 0.999). Class-conditional (our design,
           docs/g3an.md) with MUG's 6 classes, as the paper's conditional results.
   cpu     the same blocks at 1/4 width with the 64x64 block dropped: 16 frames (every 2nd of the
-          32) of 32x32, the size of every family's cpu preset (the judges are shared)
+          32) of 32x32, as ImaGINator's and TwoStreamVAN's cpu presets (one judge for all;
+          `amc-tf compare` judges AMC-GAN's 64x64 cpu videos with it too)
   test    tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
 `num_classes` / `num_keypoints` of the cpu and test presets come from the dataset (the synthetic
