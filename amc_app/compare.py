@@ -103,9 +103,9 @@ def _judges(config, data, train_pattern, eval_pattern, out, classifier_steps, st
 
 def sheet_requests(eval_pattern, config, rows, seed):
     """The contact sheets' requests, the same for every model and run: the first frame of the
-    `rows` eval clips of the smallest clip ids as y_a (models without an appearance input, e.g. G3AN, leave it unused:
-    their rows differ from the others' from frame 0 on), class i mod C for row i, seed
-    `seed + i`."""
+    `rows` eval clips of the smallest clip ids as y_a (models without an appearance input, e.g.
+    G3AN, leave it unused: their rows differ from the others' from frame 0 on), class i mod C
+    for row i, seed `seed + i`."""
     import numpy as np
 
     from amc_tf.data import features
@@ -166,10 +166,9 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
     judges, report = {}, {"data": data, "dataset": summary["dataset"], "preset": preset,
                           "steps": steps, "budget_s": budget_s, "models": {}}
     request = None
-    judge_frames = min(family_config(f, preset, summary, style).judge_frame_size
-                       for f in families)
-    for family in families:
-        config = family_config(family, preset, summary, style)
+    configs = [family_config(f, preset, summary, style) for f in families]
+    judge_frames = min(c.judge_frame_size for c in configs)
+    for family, config in zip(families, configs):
         class_names = list(summary["class_names"])[:config.num_classes]
         classifier, keypoint, judge_metrics = _judges(
             shared_judge_config(config, preset, judge_frames), data, train_pattern,

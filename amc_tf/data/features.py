@@ -123,12 +123,13 @@ def first_clips(file_pattern, num_keypoints, count):
     """The `count` clips of the smallest clip ids (all when fewer), parsed as one batch: the
     same clips, in the same order, whatever order parallel Beam workers wrote the records in
     (the contact sheets' appearances)."""
+    import heapq
+
     import tensorflow as tf
     spec = {CLIP_ID: tf.io.FixedLenFeature([], tf.string)}
-    kept = []
-    for serialized in _records(file_pattern):
-        clip_id = tf.io.parse_single_example(serialized, spec)[CLIP_ID].numpy()
-        kept = sorted(kept + [(clip_id, serialized)], key=lambda pair: pair[0])[:count]
+    kept = heapq.nsmallest(
+        count, ((tf.io.parse_single_example(s, spec)[CLIP_ID].numpy(), s)
+                for s in _records(file_pattern)), key=lambda pair: pair[0])
     if not kept:
         raise ValueError(f"{file_pattern} holds no clip")
     return parse_examples(tf.stack([serialized for _, serialized in kept]), num_keypoints)

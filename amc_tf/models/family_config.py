@@ -78,7 +78,7 @@ class FamilyConfig:
         """Lists (from JSON or a command line) as the tuples the configs hold."""
         def as_tuple(v):
             return tuple(as_tuple(x) for x in v) if isinstance(v, (list, tuple)) else v
-        return {k: as_tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return {k: as_tuple(v) for k, v in values.items()}
 
     @classmethod
     def from_dict(cls, d):

@@ -53,10 +53,14 @@ class KeepBestWeights(keras.callbacks.Callback):
     def __init__(self, monitor="val_accuracy", tie_break="val_loss"):
         super().__init__()
         self.monitor, self.tie_break = monitor, tie_break
-        self.best = None
         self.best_epoch = None
-        self._key = None
+        self._key = None      # (monitor, -tie_break) of the kept epoch
         self._weights = None
+
+    @property
+    def best(self):
+        """The kept epoch's `monitor` (None before any epoch reported it)."""
+        return self._key[0] if self._key else None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -66,7 +70,7 @@ class KeepBestWeights(keras.callbacks.Callback):
         loss = logs.get(self.tie_break)
         key = (float(value), -float(loss) if loss is not None else 0.0)
         if self._key is None or key >= self._key:
-            self._key, self.best, self.best_epoch = key, float(value), epoch
+            self._key, self.best_epoch = key, epoch
             self._weights = self.model.get_weights()
 
     def on_train_end(self, logs=None):
