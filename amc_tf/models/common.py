@@ -2,8 +2,14 @@
 folding."""
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+
+def on_tensorflow():
+    """Whether Keras runs on TensorFlow. The tf.distribute and custom-gradient paths below are
+    TF's; under another backend (JAX on a machine without TensorFlow) the layers fall back to
+    Keras's own ops, so importing a model does not import TensorFlow."""
+    return keras.backend.backend() == "tensorflow"
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
@@ -20,9 +26,18 @@ class BatchNormalization(keras.layers.BatchNormalization):
     Keras's class name on purpose: a .keras file stores the weights of layers held in a list
     under their class name (`batch_normalization_2/vars`), so a generator saved before this
     class existed still loads (as Keras's layer; inference reads the same moving statistics).
+
+    Off TensorFlow there is no tf.distribute to synchronise over (Keras refuses `synchronized`
+    there): the layer keeps one device's statistics, Keras's two-pass moments.
     """
 
+    def __init__(self, *args, synchronized=False, **kwargs):
+        super().__init__(*args, synchronized=synchronized and on_tensorflow(), **kwargs)
+
     def _moments(self, inputs, mask):
+        if not on_tensorflow():
+            return super()._moments(inputs, mask)
+        import tensorflow as tf
         context = tf.distribute.get_replica_context()
         if not self.synchronized or mask is not None or context is None:
             return super()._moments(inputs, mask)
@@ -48,8 +63,9 @@ def leaky_relu(x, slope):
     where x > 0. TF's own LeakyReluGrad reads the input, so the backward kept one more
     activation-sized tensor per layer (the conv or BN output) beside the output the next conv
     keeps anyway, and Grappler could not fuse conv + bias + activation (PyTorch's in-place
-    leaky_relu keeps only the output too). Same values and gradients as ops.leaky_relu."""
-    if slope <= 0:
+    leaky_relu keeps only the output too). Same values and gradients as ops.leaky_relu, which
+    other backends use (JAX's autodiff of max keeps what XLA decides)."""
+    if slope <= 0 or not on_tensorflow():
         return ops.leaky_relu(x, slope)
 
     @ops.custom_gradient
@@ -57,6 +73,7 @@ def leaky_relu(x, slope):
         y = ops.leaky_relu(x, slope)
 
         def grad(*args, upstream=None):
+            import tensorflow as tf
             upstream = args[0] if upstream is None else upstream
             # One kernel, no mask temporaries: LeakyReluGrad only asks features > 0.
             return tf.raw_ops.LeakyReluGrad(gradients=upstream, features=y, alpha=slope)
@@ -179,13 +196,18 @@ class AdversarialModel(keras.Model):
 
     def clip_conditions(self, data):
         """A batch of clips as conditions: the video, y_a = its first frame, the class, and z
-        (the batch's own `noise`, else drawn from N(0, I))."""
+        (the batch's own `noise`, else drawn from N(0, I) on TensorFlow; other backends have no
+        stateful draw inside a step, so their batches carry z)."""
         video = data["video"]
         noise = data.get("noise")
         if noise is None:
+            if not on_tensorflow():
+                raise ValueError(f"the batch has no 'noise': under the "
+                                 f"{keras.backend.backend()} backend the batch carries z")
+            import tensorflow as tf
             noise = tf.random.normal([tf.shape(video)[0], self.config.noise_dim])
         return {"video": video, "appearance": video[:, 0],
-                "motion_class": tf.cast(data["motion_class"], tf.int32), "noise": noise}
+                "motion_class": ops.cast(data["motion_class"], "int32"), "noise": noise}
 
     def discriminator_variables(self):
         return [v for d in self.discriminators() for v in d.trainable_variables]

@@ -1,10 +1,11 @@
 """AMCGAN: G, D_a and D_m trained by Algorithm 1 with the conditioning scheme of Tables 1-2."""
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
 from amc_tf import losses
-from amc_tf.models.common import AdversarialModel
+from amc_tf.models.common import AdversarialModel, on_tensorflow
 from amc_tf.models.amc_gan.config import AMCConfig
 from amc_tf.models.amc_gan.discriminators import (build_appearance_discriminator,
                                                   build_motion_discriminator)
@@ -13,6 +14,9 @@ from amc_tf.models.amc_gan.generator import NO_LABEL, build_generator
 GENERATOR_INPUTS = ("appearance", "motion_class", "velocity", "noise")
 LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
               "l1_motion", "d_plus", "rank", "d_real_acc", "d_fake_acc")
+# Optional batch keys: each clip's mismatched partner (`mismatch_indices`) for y'_a and y'_m. On
+# TensorFlow the step draws them itself; other backends' batches carry them (and `noise`).
+MISMATCH_KEYS = ("index_mm_a", "index_mm_m")
 
 
 def generator_inputs(conditions, config):
@@ -21,10 +25,10 @@ def generator_inputs(conditions, config):
     generates with a trained G goes through it, so G sees at generation what it saw in training."""
     inputs = {k: conditions[k] for k in GENERATOR_INPUTS}
     if not config.use_appearance:
-        inputs["appearance"] = tf.zeros_like(inputs["appearance"])
+        inputs["appearance"] = ops.zeros_like(inputs["appearance"])
     if not config.use_motion:
-        inputs["motion_class"] = tf.fill(tf.shape(inputs["motion_class"]), NO_LABEL)
-        inputs["velocity"] = tf.zeros_like(inputs["velocity"])
+        inputs["motion_class"] = ops.full_like(inputs["motion_class"], NO_LABEL)
+        inputs["velocity"] = ops.zeros_like(inputs["velocity"])
     return inputs
 
 
@@ -33,7 +37,11 @@ def mismatch_indices(keys, mode="random"):
 
     "random": uniform over such j (falls back to i+1 when every key equals keys[i]);
     "pairs": j = i xor 1, deterministic (used where replicas must see the same draw).
+
+    TensorFlow's stateful draws, inside the TF train step; `draw_mismatch_indices` draws from
+    the same distribution in numpy for batches that carry their own (MISMATCH_KEYS).
     """
+    import tensorflow as tf
     size = tf.shape(keys)[0]
     rng = tf.range(size)
     if mode == "pairs":
@@ -42,6 +50,22 @@ def mismatch_indices(keys, mode="random"):
     logits = tf.where(differ, 0.0, -1e9)
     draw = tf.cast(tf.random.categorical(logits, 1)[:, 0], tf.int32)
     return tf.where(tf.reduce_any(differ, axis=1), draw, (rng + 1) % size)
+
+
+def draw_mismatch_indices(keys, mode="random", rng=None):
+    """`mismatch_indices`'s rule in numpy, for a batch that carries its draws (int32 (B,))."""
+    keys = np.asarray(keys).reshape(-1)
+    size = keys.shape[0]
+    order = np.arange(size)
+    if mode == "pairs":
+        return (order ^ 1).astype(np.int32)
+    rng = np.random.default_rng() if rng is None else rng
+    out = (order + 1) % size
+    for i in range(size):
+        others = np.flatnonzero(keys != keys[i])
+        if others.size:
+            out[i] = rng.choice(others)
+    return out.astype(np.int32)
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
@@ -97,13 +121,13 @@ class AMCGAN(AdversarialModel):
         """The encoded y_a, frame 0 of a discriminator's codes (batch, T, h, w, C); zero under
         "No y_a"."""
         code = codes[:, 0]
-        return code if self.config.use_appearance else tf.zeros_like(code)
+        return code if self.config.use_appearance else ops.zeros_like(code)
 
     def motion_score(self, codes, motion_class, training):
         """D_m's heads on its codes of a video whose frame 0 is y_a, given the class y^l_m;
         with the zero one-hot (NO_LABEL) under "No y_m"."""
         if not self.config.use_motion:
-            motion_class = tf.fill(tf.shape(motion_class), NO_LABEL)
+            motion_class = ops.full_like(motion_class, NO_LABEL)
         return self.motion_discriminator.score(self.appearance_code(codes), codes[:, 1:],
                                                motion_class, training=training)
 
@@ -111,27 +135,41 @@ class AMCGAN(AdversarialModel):
     def label_smoothing(self):
         """Smoothing ε decayed by 1e-5 per mini-batch (§3.4)."""
         c = self.config
-        step = tf.cast(self.d_optimizer.iterations, tf.float32)
-        return tf.maximum(0.0, c.label_smoothing - c.label_smoothing_decay * step)
+        step = ops.cast(self.d_optimizer.iterations, "float32")
+        return ops.maximum(0.0, c.label_smoothing - c.label_smoothing_decay * step)
 
     def matched_conditions(self, data):
         """y = (y_a, y_m) of each clip and z (Algorithm 1, line 3)."""
         return dict(self.clip_conditions(data), velocity=data["velocity"])
 
     def conditions(self, data):
-        """y, the mismatched y'_a / y'_m (Table 1), and z (Algorithm 1, line 3)."""
+        """y, the mismatched y'_a / y'_m (Table 1), and z (Algorithm 1, line 3). The mismatched
+        partners are the batch's own (MISMATCH_KEYS) where it carries them, else drawn here on
+        TensorFlow (`mismatch_indices`)."""
         c = self.config
         y = self.matched_conditions(data)
         appearance, motion_class = y["appearance"], y["motion_class"]
-        subject = data.get("subject_id", tf.range(tf.shape(appearance)[0]))
-        idx_a = mismatch_indices(subject, c.mismatch_mode)          # different appearance
-        idx_m = mismatch_indices(motion_class, c.mismatch_mode)     # different class
+        missing = [key for key in MISMATCH_KEYS if key not in data]
+        if missing and not on_tensorflow():
+            raise ValueError(f"the batch has no {', '.join(map(repr, missing))}: under the "
+                             f"{keras.backend.backend()} backend the batch carries the mismatch "
+                             f"indices (draw_mismatch_indices)")
+        if "index_mm_a" in data:
+            idx_a = ops.cast(data["index_mm_a"], "int32")
+        else:                                                       # different appearance
+            import tensorflow as tf
+            subject = data.get("subject_id", tf.range(tf.shape(appearance)[0]))
+            idx_a = mismatch_indices(subject, c.mismatch_mode)
+        if "index_mm_m" in data:
+            idx_m = ops.cast(data["index_mm_m"], "int32")
+        else:                                                       # different class
+            idx_m = mismatch_indices(motion_class, c.mismatch_mode)
         return {
             **y,
             "index_mm_a": idx_a, "index_mm_m": idx_m,
-            "appearance_mm": tf.gather(appearance, idx_a),
-            "motion_class_mm": tf.gather(motion_class, idx_m),
-            "velocity_mm": tf.gather(data["velocity"], idx_m),
+            "appearance_mm": ops.take(appearance, idx_a, axis=0),
+            "motion_class_mm": ops.take(motion_class, idx_m, axis=0),
+            "velocity_mm": ops.take(data["velocity"], idx_m, axis=0),
         }
 
     def generate_cases(self, y, training=True):
@@ -139,14 +177,14 @@ class AMCGAN(AdversarialModel):
         c = self.config
         if not c.use_mismatch:
             return {"fake": self.generator(generator_inputs(y, c), training=training)}
-        cat = lambda *xs: tf.concat(xs, axis=0)
+        cat = lambda *xs: ops.concatenate(xs, axis=0)
         inputs = {
             "appearance": cat(y["appearance"], y["appearance_mm"], y["appearance"]),
             "motion_class": cat(y["motion_class"], y["motion_class"], y["motion_class_mm"]),
             "velocity": cat(y["velocity"], y["velocity"], y["velocity_mm"]),
             "noise": cat(y["noise"], y["noise"], y["noise"]),
         }
-        fake, fake_a, fake_m = tf.split(
+        fake, fake_a, fake_m = ops.split(
             self.generator(generator_inputs(inputs, c), training=training), 3, axis=0)
         return {"fake": fake, "fake_a": fake_a, "fake_m": fake_m}
 
@@ -162,8 +200,8 @@ class AMCGAN(AdversarialModel):
         if not c.use_mismatch:
             w_real, w_mm, w_fake, w_fake_mm = 1.0, 0.0, 1.0, 0.0     # plain conditional GAN
         video, appearance = y["video"], y["appearance"]
-        with_first = lambda first, frames: tf.concat([first[:, None], frames], axis=1)
-        zeros = tf.zeros_like(video[:, 0, 0, 0, 0])
+        with_first = lambda first, frames: ops.concatenate([first[:, None], frames], axis=1)
+        zeros = ops.zeros_like(video[:, 0, 0, 0, 0])
         out = {name: zeros for name in ("d_adv", "d_aux_ce", "d_aux_mse", "g_aux", "g_adv",
                                         "d_plus",
                                         "rank", "d_mismatched", "d_real_acc", "d_fake_acc")}
@@ -180,16 +218,17 @@ class AMCGAN(AdversarialModel):
             fake_videos = [with_first(appearance, fake)]
             if c.use_mismatch:
                 fake_videos.append(with_first(y["appearance_mm"], fakes["fake_a"]))
-            fake_codes = da.encode_frames(tf.concat(fake_videos, axis=0), training=training)
+            fake_codes = da.encode_frames(ops.concatenate(fake_videos, axis=0),
+                                          training=training)
             fake_cond = self.appearance_code(fake_codes[-1])
-            s_fakes = tf.split(da.score(fake_cond, fake_codes[-1], training=training),
+            s_fakes = ops.split(da.score(fake_cond, fake_codes[-1], training=training),
                                len(fake_videos), axis=0)
             d_adv = w_real * losses.bce_with_logits(s_r, 1.0 - eps) + \
                 w_fake * losses.bce_with_logits(s_fakes[0], 0.0)
             g_adv = losses.bce_with_logits(s_fakes[0], 1.0)
             if c.use_mismatch:
                 # (x|y, y'_a): real frames, another clip's appearance -> fake, no G gradient.
-                cond_mm = tf.gather(cond, y["index_mm_a"])    # codes of the clips' y_a'
+                cond_mm = ops.take(cond, y["index_mm_a"], axis=0)    # codes of the clips' y_a'
                 s_m = da.score(cond_mm, real_codes[-1], training=training)
                 d_mm = losses.bce_with_logits(s_m, 0.0)
                 out["d_mismatched"] += d_mm
@@ -197,12 +236,12 @@ class AMCGAN(AdversarialModel):
                 g_adv += losses.bce_with_logits(s_fakes[1], 1.0)
             out["d_adv"] += d_adv
             out["g_adv"] += g_adv
-            out["d_real_acc"] += tf.reduce_mean(tf.cast(s_r > 0, tf.float32), axis=1)
-            out["d_fake_acc"] += tf.reduce_mean(tf.cast(s_fakes[0] < 0, tf.float32), axis=1)
+            out["d_real_acc"] += ops.mean(ops.cast(s_r > 0, "float32"), axis=1)
+            out["d_fake_acc"] += ops.mean(ops.cast(s_fakes[0] < 0, "float32"), axis=1)
             n_d += 1
             # Perceptual ranking with D_a for the mismatched appearance (§3.2).
             real_feats = [f[:, 1:] for f in real_codes[:2]]
-            fake_feats = [tf.split(f[:, 1:], len(fake_videos), axis=0) for f in fake_codes[:2]]
+            fake_feats = [ops.split(f[:, 1:], len(fake_videos), axis=0) for f in fake_codes[:2]]
             d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats],
                                                  c.gram)
             out["d_plus"] += sum(d_plus)
@@ -220,13 +259,14 @@ class AMCGAN(AdversarialModel):
             if c.use_mismatch:
                 fake_videos.append(with_first(appearance, fakes["fake_m"]))
                 fake_classes.append(y["motion_class_mm"])
-            fake_codes = dm.encode_frames(tf.concat(fake_videos, axis=0), training=training)
-            fake_out = self.motion_score(fake_codes[-1], tf.concat(fake_classes, axis=0),
+            fake_codes = dm.encode_frames(ops.concatenate(fake_videos, axis=0),
+                                          training=training)
+            fake_out = self.motion_score(fake_codes[-1], ops.concatenate(fake_classes, axis=0),
                                          training)
             n_fake = len(fake_videos)
-            s_f = tf.split(fake_out["logits"], n_fake, axis=0)
-            l_f = tf.split(fake_out["class_logits"], n_fake, axis=0)
-            v_f = tf.split(fake_out["velocity"], n_fake, axis=0)
+            s_f = ops.split(fake_out["logits"], n_fake, axis=0)
+            l_f = ops.split(fake_out["class_logits"], n_fake, axis=0)
+            v_f = ops.split(fake_out["velocity"], n_fake, axis=0)
             d_adv = w_real * losses.bce_with_logits(real["logits"], 1.0 - eps) + \
                 w_fake * losses.bce_with_logits(s_f[0], 0.0)
             g_adv = losses.bce_with_logits(s_f[0], 1.0)
@@ -258,12 +298,12 @@ class AMCGAN(AdversarialModel):
             if c.use_daux and c.use_motion:
                 out["d_aux_ce"] += aux_ce
                 out["d_aux_mse"] += aux_mse
-            out["d_real_acc"] += tf.cast(real["logits"] > 0, tf.float32)
-            out["d_fake_acc"] += tf.cast(s_f[0] < 0, tf.float32)
+            out["d_real_acc"] += ops.cast(real["logits"] > 0, "float32")
+            out["d_fake_acc"] += ops.cast(s_f[0] < 0, "float32")
             n_d += 1
             # Perceptual ranking with D_m for the mismatched motion (§3.2).
             real_feats = [f[:, 1:] for f in real_codes[:2]]
-            fake_feats = [tf.split(f[:, 1:], n_fake, axis=0) for f in fake_codes[:2]]
+            fake_feats = [ops.split(f[:, 1:], n_fake, axis=0) for f in fake_codes[:2]]
             d_plus = losses.perceptual_distances(real_feats, [f[0] for f in fake_feats],
                                                  c.gram)
             out["d_plus"] += sum(d_plus)
@@ -295,7 +335,9 @@ class AMCGAN(AdversarialModel):
 
     def train_step(self, data):
         """Algorithm 1: one forward pass (lines 3-6, 12-13), one D update (line 11) and one G
-        update (line 17). Losses are averaged over the global batch (tf.distribute-safe)."""
+        update (line 17). Losses are averaged over the global batch (tf.distribute-safe).
+        TensorFlow's step (`amc_tf.models.amc_gan.jax_step` runs the same under JAX)."""
+        import tensorflow as tf
         if isinstance(data, (tuple, list)):
             data = data[0]
         if self.reconstruction_warmup:
@@ -320,6 +362,7 @@ class AMCGAN(AdversarialModel):
     def reconstruction_step(self, data):
         """Warm-up step (not in the paper, config.reconstruction_warmup_steps): one G update on
         L_Gaux's reconstruction terms alone (L1 + moving-pixel L1), no discriminator."""
+        import tensorflow as tf
         c = self.config
         y = self.matched_conditions(data)
         video = y["video"]

@@ -1,0 +1,100 @@
+"""AMC-GAN under Keras's JAX backend: the jitted Algorithm 1 step (amc_tf.models.amc_gan.jax_step)
+gives the TF `train_step`'s losses from the same weights and batch, and updates the variables.
+
+The JAX side runs in a subprocess (KERAS_BACKEND must be set before Keras is imported) with
+AMC_JAX_PYTHON (default: this interpreter); it skips where that Python has no JAX (the locked
+.venv has none: jax is not in requirements/lock.txt).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.fixtures import random_model_batch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JAX_PYTHON = os.environ.get("AMC_JAX_PYTHON", sys.executable)
+BATCH = 4
+
+_JAX_SCRIPT = r"""
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+try:
+    import jax  # noqa: F401
+except ImportError:
+    print(json.dumps({"skip": "jax is not installed for " + sys.executable}))
+    sys.exit(0)
+import numpy as np
+from amc_tf.models import get_family
+from amc_tf.models.amc_gan.jax_step import AlgorithmOneStep
+
+data = np.load(sys.argv[1])
+family = get_family("amc-gan")
+model = family.build(family.config("test", num_classes=4, num_keypoints=9))
+assert "tensorflow" not in sys.modules
+variables = [v for net in model.networks() for v in net.variables]
+for i, v in enumerate(variables):
+    v.assign(data[f"var_{i}"])
+batches = [{k[len(f"b{n}_"):]: data[k] for k in data.files if k.startswith(f"b{n}_")}
+           for n in range(2)]
+step = AlgorithmOneStep(model)
+state = step.initial_state()
+logs = []
+for batch in batches:
+    state, out = step(state, batch)
+    logs.append({k: float(v) for k, v in out.items()})
+step.write_back(state)
+changed = [bool(np.any(np.asarray(v.value) != data[f"var_{i}"])) for i, v in
+           enumerate(variables)]
+print(json.dumps({"logs": logs, "changed": changed,
+                  "trainable": [v.trainable for v in variables]}))
+"""
+
+
+def _tf_losses(tmp_path):
+    """Builds the test preset under TF, saves its weights and two batches with their draws, and
+    runs the TF train_step on them: [{loss: value}] per step."""
+    from amc_tf.models import get_family
+    from amc_tf.models.amc_gan.model import draw_mismatch_indices
+    family = get_family("amc-gan")
+    config = family.config("test", num_classes=4, num_keypoints=9)
+    model = family.build(config)
+    variables = [v for net in model.networks() for v in net.variables]
+    saved = {f"var_{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+    rng = np.random.default_rng(0)
+    logs = []
+    for n in range(2):
+        batch = {k: v.numpy() for k, v in random_model_batch(config, BATCH, seed=n).items()}
+        batch["subject_id"] = np.array([0, 0, 1, 1])
+        batch["index_mm_a"] = draw_mismatch_indices(batch.pop("subject_id"), "random", rng)
+        batch["index_mm_m"] = draw_mismatch_indices(batch["motion_class"], "random", rng)
+        saved.update({f"b{n}_{k}": v for k, v in batch.items()})
+        for tracker in model.metrics:
+            tracker.reset_state()
+        logs.append({k: float(v) for k, v in model.train_step(batch).items()})
+    path = tmp_path / "weights_and_batches.npz"
+    np.savez(path, **saved)
+    return path, logs
+
+
+def test_jax_step_matches_tf_train_step(tmp_path):
+    path, tf_logs = _tf_losses(tmp_path)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([JAX_PYTHON, "-c", _JAX_SCRIPT, str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip(out["skip"])
+    for step, (tf_step, jax_step) in enumerate(zip(tf_logs, out["logs"])):
+        for name in ("d_loss", "g_loss", "d_adv", "g_adv", "l1", "d_plus", "rank"):
+            assert jax_step[name] == pytest.approx(tf_step[name], rel=1e-4, abs=1e-4), \
+                (step, name, tf_step[name], jax_step[name])
+    # Every trainable variable and the BN moving statistics moved.
+    assert all(out["changed"][i] for i, t in enumerate(out["trainable"]) if t)
+    assert any(c for c, t in zip(out["changed"], out["trainable"]) if not t)
