@@ -43,7 +43,8 @@ def with_draws(batch, config, rng):
 
 
 def _values(variables):
-    return [v.value for v in variables]
+    # Copies: the step donates the state, and the variables keep their own buffers.
+    return [ops.copy(v.value) for v in variables]
 
 
 class _Step:
@@ -68,7 +69,8 @@ class _Step:
         # §3.4's label smoothing decays with the D optimizer's step count.
         self.d_iterations = [id(v) for v in model.d_optimizer.variables].index(
             id(model.d_optimizer.iterations))
-        self._jitted = jax.jit(self.step, donate_argnums=(0,))
+        # The state's buffers are donated: each step updates them in place.
+        self.jitted = jax.jit(self.step, donate_argnums=(0,))
 
     def initial_state(self):
         """(G's, D's and the other networks' variables, G's and D's optimizer variables)."""
@@ -95,7 +97,7 @@ class _Step:
         return out, [scope.get_current_value(v) for v in self.other_vars]
 
     def __call__(self, state, batch):
-        return self._jitted(state, batch)
+        return self.jitted(state, batch)
 
     def step(self, state, batch):
         raise NotImplementedError
