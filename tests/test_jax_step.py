@@ -6,6 +6,7 @@ AMC_JAX_PYTHON (default: this interpreter); it skips where that Python has no JA
 .venv has none: jax is not in requirements/lock.txt).
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.fixtures import random_model_batch
+from fixtures import random_model_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JAX_PYTHON = os.environ.get("AMC_JAX_PYTHON", sys.executable)
@@ -98,3 +99,20 @@ def test_jax_step_matches_tf_train_step(tmp_path):
     # Every trainable variable and the BN moving statistics moved.
     assert all(out["changed"][i] for i, t in enumerate(out["trainable"]) if t)
     assert any(c for c, t in zip(out["changed"], out["trainable"]) if not t)
+
+
+def test_gpu_script_uint8_rules_are_inputs():
+    """benchmarks/gpu_jax_natops.py converts videos without TF: its uint8 <-> [-1, 1] rules give
+    `inputs.to_model_range` / `inputs.to_uint8`'s values exactly (rounding half to even)."""
+    from amc_tf import inputs
+    spec = importlib.util.spec_from_file_location(
+        "gpu_jax_natops", os.path.join(ROOT, "benchmarks", "gpu_jax_natops.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    video = np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8, 1).repeat(3, axis=-1)
+    np.testing.assert_array_equal(script.to_model_range(video),
+                                  inputs.to_model_range(video).numpy())
+    rng = np.random.default_rng(0)
+    floats = np.concatenate([rng.uniform(-1.2, 1.2, 4000),
+                             (np.arange(512) + 0.5) / 127.5 - 1.0]).astype(np.float32)
+    np.testing.assert_array_equal(script.to_uint8(floats), inputs.to_uint8(floats).numpy())
