@@ -1,5 +1,6 @@
-"""AMC-GAN under Keras's JAX backend: the jitted Algorithm 1 step (amc_tf.models.amc_gan.jax_step)
-gives the TF `train_step`'s losses from the same weights and batch, and updates the variables.
+"""AMC-GAN under Keras's JAX backend: the jitted reconstruction warm-up and Algorithm 1 steps
+(amc_tf.models.amc_gan.jax_step) give the TF steps' losses from the same weights and batches, and
+update the variables.
 
 The JAX side runs in a subprocess (KERAS_BACKEND must be set before Keras is imported) with
 AMC_JAX_PYTHON (default: this interpreter); it skips where that Python has no JAX (the locked
@@ -31,7 +32,7 @@ except ImportError:
     sys.exit(0)
 import numpy as np
 from amc_tf.models import get_family
-from amc_tf.models.amc_gan.jax_step import AlgorithmOneStep
+from amc_tf.models.amc_gan.jax_step import AlgorithmOneStep, ReconstructionStep
 
 data = np.load(sys.argv[1])
 family = get_family("amc-gan")
@@ -42,9 +43,10 @@ for i, v in enumerate(variables):
     v.assign(data[f"var_{i}"])
 batches = [{k[len(f"b{n}_"):]: data[k] for k in data.files if k.startswith(f"b{n}_")}
            for n in range(2)]
-step = AlgorithmOneStep(model)
-state = step.initial_state()
-logs = []
+warmup = ReconstructionStep(model)
+state, out = warmup(warmup.initial_state(), batches[0])
+logs = [{k: float(v) for k, v in out.items()}]
+step = AlgorithmOneStep(model)          # the state carries over from the warm-up phase
 for batch in batches:
     state, out = step(state, batch)
     logs.append({k: float(v) for k, v in out.items()})
@@ -58,7 +60,8 @@ print(json.dumps({"logs": logs, "changed": changed,
 
 def _tf_losses(tmp_path):
     """Builds the test preset under TF, saves its weights and two batches with their draws, and
-    runs the TF train_step on them: [{loss: value}] per step."""
+    runs one reconstruction warm-up step on the first, then the TF train_step on both:
+    [{loss: value}] per step."""
     from amc_tf.models import get_family
     from amc_tf.models.amc_gan.model import draw_mismatch_indices
     family = get_family("amc-gan")
@@ -67,33 +70,43 @@ def _tf_losses(tmp_path):
     variables = [v for net in model.networks() for v in net.variables]
     saved = {f"var_{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
     rng = np.random.default_rng(0)
-    logs = []
+    batches = []
     for n in range(2):
         batch = {k: v.numpy() for k, v in random_model_batch(config, BATCH, seed=n).items()}
         batch["subject_id"] = np.array([0, 0, 1, 1])
         batch["index_mm_a"] = draw_mismatch_indices(batch.pop("subject_id"), "random", rng)
         batch["index_mm_m"] = draw_mismatch_indices(batch["motion_class"], "random", rng)
         saved.update({f"b{n}_{k}": v for k, v in batch.items()})
+        batches.append(batch)
+    logs = []
+    for n, step in ((0, model.reconstruction_step), (0, model.train_step),
+                    (1, model.train_step)):
         for tracker in model.metrics:
             tracker.reset_state()
-        logs.append({k: float(v) for k, v in model.train_step(batch).items()})
+        logs.append({k: float(v) for k, v in step(batches[n]).items()})
     path = tmp_path / "weights_and_batches.npz"
     np.savez(path, **saved)
     return path, logs
 
 
 def test_jax_step_matches_tf_train_step(tmp_path):
-    path, tf_logs = _tf_losses(tmp_path)
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # Skip before building anything where that Python has no JAX.
+    if subprocess.run([JAX_PYTHON, "-c", "import jax"], capture_output=True).returncode:
+        pytest.skip(f"jax is not installed for {JAX_PYTHON} (set AMC_JAX_PYTHON)")
+    path, tf_logs = _tf_losses(tmp_path)
     proc = subprocess.run([JAX_PYTHON, "-c", _JAX_SCRIPT, str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     if "skip" in out:
         pytest.skip(out["skip"])
+    assert len(out["logs"]) == len(tf_logs) == 3
     for step, (tf_step, jax_step) in enumerate(zip(tf_logs, out["logs"])):
-        for name in ("d_loss", "g_loss", "d_adv", "g_adv", "l1", "d_plus", "rank"):
+        names = ("g_loss", "l1", "l1_motion") if step == 0 else (
+            "d_loss", "g_loss", "d_adv", "g_adv", "l1", "d_plus", "rank")
+        for name in names:
             assert jax_step[name] == pytest.approx(tf_step[name], rel=1e-4, abs=1e-4), \
                 (step, name, tf_step[name], jax_step[name])
     # Every trainable variable and the BN moving statistics moved.
