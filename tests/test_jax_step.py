@@ -129,3 +129,16 @@ def test_gpu_script_uint8_rules_are_inputs():
     floats = np.concatenate([rng.uniform(-1.2, 1.2, 4000),
                              (np.arange(512) + 0.5) / 127.5 - 1.0]).astype(np.float32)
     np.testing.assert_array_equal(script.to_uint8(floats), inputs.to_uint8(floats).numpy())
+
+
+def test_draw_mismatch_indices_follows_the_tf_rule():
+    """Another clip's key where one exists (uniform over them), else the next clip; "pairs" is
+    i xor 1: `mismatch_indices`'s rule, for batches that carry their draws."""
+    from amc_tf.models.amc_gan.model import draw_mismatch_indices
+    rng = np.random.default_rng(0)
+    keys = np.array([0, 0, 1, 1, 2, 2])
+    draws = np.stack([draw_mismatch_indices(keys, "random", rng) for _ in range(300)])
+    assert draws.dtype == np.int32 and np.all(keys[draws] != keys)
+    assert all(set(draws[:, i]) == set(np.flatnonzero(keys != keys[i])) for i in range(6))
+    np.testing.assert_array_equal(draw_mismatch_indices([3, 3, 3], "random", rng), [1, 2, 0])
+    np.testing.assert_array_equal(draw_mismatch_indices(keys, "pairs"), [1, 0, 3, 2, 5, 4])

@@ -74,7 +74,8 @@ class AMCGAN(AdversarialModel):
 
     Batches are dicts: video float32 (B, T, H, W, 3) in [-1, 1] (frame 0 is y_a), velocity
     (B, T-1, 2k), motion_class int32 (B,), subject_id int (B,) (clips with another subject give
-    the mismatched appearance y_a'), optionally noise (B, p).
+    the mismatched appearance y_a'), optionally noise (B, p) and the mismatch indices
+    (MISMATCH_KEYS), which batches for other backends than TensorFlow must carry.
 
     The networks are built from the AMCConfig's sizes; its Table 4 switches (use_*) act here,
     where the networks are called: a removed condition is fed as zeros, a removed
