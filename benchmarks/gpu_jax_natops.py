@@ -261,6 +261,27 @@ def train(args):
     print(f"[train] generation compiled in {figures['generate_compile_s']} s; "
           f"{figures['generate_batch_s']} s per batch of {gen_batch}", flush=True)
 
+    def write_generated(out_dir):
+        """The eval clips generated from the Keras variables' values, with the sampled and with
+        their own velocities (same z), into out_dir: {kind: {clips, bytes}}."""
+        os.makedirs(out_dir, exist_ok=True)
+        gen_values = [jnp.array(v.value) for v in gen_vars]
+        written = {}
+        for kind, velocity_key in (("sampled", "eval_velocity_sampled"), ("own", "eval_velocity")):
+            parts = []
+            for lo in range(0, len(eval_video), gen_batch):
+                conditions, n = eval_conditions(lo, velocity_key)
+                parts.append(to_uint8(generate(gen_values, conditions))[:n])
+            path = os.path.join(out_dir, GENERATED[kind])
+            kept = _savez_fitting(path, {"video": np.concatenate(parts),
+                                         "clip_id": data["eval_clip_id"]}, ("video", "clip_id"))
+            written[kind] = {"clips": kept, "bytes": os.path.getsize(path)}
+        return written
+
+    # --snapshot-steps: the same generation after that many steps in all (OUT/step<N>/), so a
+    # longer run is compared with a shorter budget's within one run (same data, seed, steps).
+    snapshots = sorted(set(args.snapshot_steps or ()))
+
     # The config's phases: the reconstruction warm-up (if any), then Algorithm 1.
     phases = [(ReconstructionStep if name == "reconstruction_warmup" else AlgorithmOneStep,
                steps) for name, steps in family.training_phases(config)]
@@ -297,6 +318,11 @@ def train(args):
                                  if k in ("d_loss", "g_loss", "l1", "rank")), flush=True)
                 figures.update(steps=steps_done, history=history, memory=_memory())
                 _write_json(figures_path, figures)
+            if steps_done in snapshots:
+                step.write_back(state)
+                snap = os.path.join(args.out, f"step{steps_done}")
+                figures.setdefault("snapshots", {})[str(steps_done)] = write_generated(snap)
+                print(f"[train] step {steps_done}: eval clips generated into {snap}", flush=True)
             if not all(np.isfinite(v) for v in logs.values()):
                 figures["stopped"] = f"non-finite loss at step {steps_done}: {logs}"
                 print(f"[train] {figures['stopped']}", flush=True)
@@ -318,17 +344,7 @@ def train(args):
 
     # The eval clips generated with the sampled and with their own velocities (same z).
     t = time.time()
-    gen_values = [jnp.array(v.value) for v in gen_vars]
-    for kind, velocity_key in (("sampled", "eval_velocity_sampled"), ("own", "eval_velocity")):
-        parts = []
-        for lo in range(0, len(eval_video), gen_batch):
-            conditions, n = eval_conditions(lo, velocity_key)
-            parts.append(to_uint8(generate(gen_values, conditions))[:n])
-        path = os.path.join(args.out, GENERATED[kind])
-        kept = _savez_fitting(path, {"video": np.concatenate(parts),
-                                     "clip_id": data["eval_clip_id"]}, ("video", "clip_id"))
-        figures.setdefault("generated", {})[kind] = {"clips": kept,
-                                                     "bytes": os.path.getsize(path)}
+    figures["generated"] = write_generated(args.out)
     figures.update(generate_s=round(time.time() - t, 1), total_s=round(time.time() - start, 1))
     _write_json(figures_path, figures)
     print(json.dumps({k: figures[k] for k in ("steps", "step_ms", "phases", "memory",
@@ -468,6 +484,9 @@ def main(argv=None):
     q.add_argument("--reserve", type=float, default=20.0,
                    help="seconds kept free after the generation's own estimate")
     q.add_argument("--log-every", type=int, default=25)
+    q.add_argument("--snapshot-steps", type=int, nargs="*",
+                   help="also generate the eval clips after these numbers of steps "
+                        "(OUT/step<N>/)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=train)
     q = sub.add_parser("score", help="the suite's figures of a train run's output (TF)")
