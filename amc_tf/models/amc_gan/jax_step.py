@@ -21,9 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from amc_tf import losses
-from amc_tf.models.amc_gan.model import (MISMATCH_KEYS, draw_mismatch_indices,
-                                         generator_inputs)
+from amc_tf.models.amc_gan.model import MISMATCH_KEYS, draw_mismatch_indices
 
 
 def with_draws(batch, config, rng):
@@ -143,18 +141,12 @@ class ReconstructionStep(_Step):
     moving-pixel L1), no discriminator. Takes the same batches (their draws but z unused)."""
 
     def step(self, state, batch):
-        m, c = self.model, self.model.config
+        m = self.model
         g_vals, d_vals, other_vals, g_opt, d_opt = state
 
         def objective(g_vals):
-            def forward():
-                y = m.matched_conditions(batch)
-                fake = m.generator(generator_inputs(y, c), training=True)
-                l1 = losses.reconstruction_l1(y["video"][:, 1:], fake)
-                l1_motion = losses.motion_weighted_l1(y["video"][:, 1:], fake, y["appearance"])
-                return l1, l1_motion
-            (l1, l1_motion), other = self._run(forward, g_vals, d_vals, other_vals, d_opt)
-            g_total = c.w_l1 * l1 + c.w_l1_motion * l1_motion
+            (l1, l1_motion, g_total), other = self._run(
+                lambda: m.reconstruction_terms(batch), g_vals, d_vals, other_vals, d_opt)
             return ops.mean(g_total), (l1, l1_motion, other)
 
         (g_loss, (l1, l1_motion, other_vals)), g_grads = jax.value_and_grad(

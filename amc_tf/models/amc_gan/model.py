@@ -360,18 +360,23 @@ class AMCGAN(AdversarialModel):
         self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         return self.update_trackers(terms, d_total, g_total)
 
+    def reconstruction_terms(self, data):
+        """The warm-up's per-sample terms from one G forward pass: (L1, moving-pixel L1, their
+        weighted sum), the TF and the JAX warm-up steps' one objective."""
+        c = self.config
+        y = self.matched_conditions(data)
+        video = y["video"]
+        fake = self.generator(generator_inputs(y, c), training=True)
+        l1 = losses.reconstruction_l1(video[:, 1:], fake)
+        l1_motion = losses.motion_weighted_l1(video[:, 1:], fake, y["appearance"])
+        return l1, l1_motion, c.w_l1 * l1 + c.w_l1_motion * l1_motion
+
     def reconstruction_step(self, data):
         """Warm-up step (not in the paper, config.reconstruction_warmup_steps): one G update on
         L_Gaux's reconstruction terms alone (L1 + moving-pixel L1), no discriminator."""
         import tensorflow as tf
-        c = self.config
-        y = self.matched_conditions(data)
-        video = y["video"]
         with tf.GradientTape() as tape:
-            fake = self.generator(generator_inputs(y, c), training=True)
-            l1 = losses.reconstruction_l1(video[:, 1:], fake)
-            l1_motion = losses.motion_weighted_l1(video[:, 1:], fake, y["appearance"])
-            g_total = c.w_l1 * l1 + c.w_l1_motion * l1_motion
+            l1, l1_motion, g_total = self.reconstruction_terms(data)
             g_loss = tf.nn.compute_average_loss(g_total)
         g_vars = self.generator_variables()
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
