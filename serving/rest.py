@@ -76,8 +76,8 @@ class RestServer:
         self._thread = None
 
     def start(self):
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="serving-rest",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.1,),
+                                        name="serving-rest", daemon=True)
         self._thread.start()
         return self._httpd.server_address[1]
 
@@ -85,10 +85,13 @@ class RestServer:
         """Refuses new requests, lets in-flight ones finish for up to `grace` seconds, then
         closes every connection."""
         deadline = time.monotonic() + grace
+        # The accepting thread keeps running through the grace period, so a new connection gets
+        # a 503 instead of a reset from a listening socket closed under it.
         self._httpd.stopping = True
-        self._httpd.shutdown()
-        self._httpd.server_close()
         self._httpd.wait_idle(deadline)
+        self._httpd.shutdown()
+        self._httpd.refuse_backlog()
+        self._httpd.server_close()
         self._httpd.close_connections()
 
 
@@ -149,6 +152,17 @@ class _HttpServer(http.server.ThreadingHTTPServer):
         except OSError:
             pass
         self.close_request(request)
+
+    def refuse_backlog(self):
+        """Answers 503 to the connections the kernel accepted after the accepting thread
+        stopped: closing the listening socket would reset them."""
+        self.socket.setblocking(False)
+        while True:
+            try:
+                request, _ = self.socket.accept()
+            except OSError:
+                return
+            self._refuse(request, "the server is stopping")
 
     def shutdown_request(self, request):
         # A lingering close: the client may still be sending a body this server did not read
