@@ -17,7 +17,7 @@ from amc_tf.models.amc_gan.config import ABLATIONS, AMCConfig, apply_ablation, g
 from amc_tf.models.amc_gan.discriminators import (AppearanceDiscriminator, MotionDiscriminator,
                                                   build_appearance_discriminator,
                                                   build_motion_discriminator)
-from amc_tf.models.amc_gan.generator import Generator, build_generator
+from amc_tf.models.amc_gan.generator import Generator, backward_warp, build_generator
 from amc_tf.models.amc_gan.model import AMCGAN, generator_inputs
 from amc_tf.models.classifier import MotionClassifier, build_classifier, classifier_input
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -674,13 +674,15 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
         build_appearance_discriminator(c.replace(d_space_to_depth=3))
 
 
-@pytest.mark.parametrize("output, mask", [("subpixel", True), ("gate", False)])
-def test_full_resolution_level_trains_saves_and_loads(tmp_path, output, mask):
+@pytest.mark.parametrize("output, mask, warp", [("subpixel", True, 0.0), ("gate", False, 0.0),
+                                               ("subpixel", True, 4.0)])
+def test_full_resolution_level_trains_saves_and_loads(tmp_path, output, mask, warp):
     """A train step (warm-up and Algorithm 1) of a tiny config with the cpu preset's
-    structure (and the earlier gated form), then the generator's .keras round trip."""
+    structure (the earlier gated form, the warped y_a), then the generator's .keras round
+    trip."""
     c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
                                          g_full_resolution_output=output, g_appearance_mask=mask,
-                                         batch_size=2)
+                                         g_appearance_warp=warp, batch_size=2)
     gan = AMCGAN(c)
     gan.compile()
     gan.build_all()
@@ -717,6 +719,53 @@ def test_appearance_mask_composes_frames_from_y_a():
     unmasked.set_weights([w for w, v in zip(g.get_weights(), g.weights)
                           if "dec_mask" not in v.path])
     np.testing.assert_allclose(g(inputs).numpy(), unmasked(inputs).numpy(), atol=1e-6)
+
+
+def test_backward_warp_reads_y_a_at_the_flow():
+    """W(y_a, f): integer flows shift the frame (clamped at its border), a half-pixel flow
+    averages two neighbours, and the flow gets the bilinear weights' gradient."""
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (2, 6, 5, 3)).astype("float32")
+    flow = np.zeros((2, 3, 6, 5, 2), "float32")
+    flow[:, 1, ..., 1] = 1.0           # step 1 reads one pixel to the right
+    flow[:, 2, ..., 0] = -0.5          # step 2 halfway to the row above
+    out = backward_warp(tf.constant(image), tf.constant(flow)).numpy()
+    np.testing.assert_allclose(out[:, 0], image, atol=1e-6)
+    np.testing.assert_allclose(out[:, 1, :, :-1], image[:, :, 1:], atol=1e-6)
+    np.testing.assert_allclose(out[:, 1, :, -1], image[:, :, -1], atol=1e-6)
+    np.testing.assert_allclose(out[:, 2, 1:], (image[:, 1:] + image[:, :-1]) / 2, atol=1e-6)
+    np.testing.assert_allclose(out[:, 2, 0], image[:, 0], atol=1e-6)
+    flow_var = tf.Variable(flow + 0.25)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(backward_warp(tf.constant(image), flow_var))
+    grad = tape.gradient(loss, flow_var).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+
+
+def test_appearance_warp_moves_y_a_before_the_mask():
+    """g_appearance_warp: with the mask at 1 the frames are y_a warped by the flow; the flow
+    starts at zero (frames as the plain mask's), and the warp needs the mask."""
+    c = get_preset("test", 4, 9).replace(g_appearance_mask=True, g_appearance_warp=2.0)
+    g = build_generator(c)
+    assert g.get_config()["appearance_warp"] == 2.0
+    batch = random_model_batch(c, 2)
+    inputs = conditions_of(batch)
+    plain = build_generator(c.replace(g_appearance_warp=0.0))
+    plain(inputs)
+    g(inputs)
+    plain.set_weights([w for w, v in zip(g.get_weights(), g.weights) if "dec_flow" not in v.path])
+    np.testing.assert_allclose(g(inputs).numpy(), plain(inputs).numpy(), atol=1e-6)
+    kernel, bias = g.mask_conv.get_weights()
+    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 50.0)])
+    flow_kernel, flow_bias = g.flow_conv.get_weights()
+    # Bias 50 -> tanh = 1: every pixel reads (row + 2, col + 2) of y_a.
+    g.flow_conv.set_weights([flow_kernel, np.full_like(flow_bias, 50.0)])
+    y_a = inputs["appearance"].numpy()
+    out = g(inputs).numpy()
+    np.testing.assert_allclose(out[:, :, :-2, :-2], np.repeat(y_a[:, None, 2:, 2:],
+                                                              c.num_frames - 1, axis=1), atol=1e-5)
+    with pytest.raises(ValueError, match="needs g_appearance_mask"):
+        c.replace(g_appearance_mask=False).validate()
 
 
 def test_test_preset_train_step_well_under_a_second():

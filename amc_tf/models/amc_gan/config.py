@@ -47,6 +47,14 @@ def latent_size(frame_size, full_resolution_filters):
     return frame_size // (16 if full_resolution_filters else 8)
 
 
+def check_appearance_warp(warp, mask, prefix=""):
+    """The warp moves y_a's pixels before the mask composes them: it needs the mask."""
+    if warp < 0 or (warp and not mask):
+        raise ValueError(f"{prefix}appearance_warp ({warp}) must be >= 0 and needs "
+                         f"{prefix}appearance_mask: the warped y_a enters the frames through "
+                         "the mask")
+
+
 def check_full_resolution(frame_size, decoder_filters, filters, output, prefix=""):
     """The generator's frame size and full-resolution level, checked in one place for the
     Generator's arguments and the config's fields (named with `prefix`, "g_" there)."""
@@ -94,6 +102,9 @@ class AMCConfig(FamilyConfig):
     g_full_resolution_output: str = "gate"    # one of FULL_RESOLUTION_OUTPUTS
     # Not in the paper: frames = m·y_a + (1 − m)·G's frames, a per-pixel mask m from G.
     g_appearance_mask: bool = False
+    # Not in the paper: with the mask, y_a is first warped by a per-pixel flow of at most this
+    # many pixels (0: not warped); Generator's appearance_warp.
+    g_appearance_warp: float = 0.0
     kernel_size: int = 3
     # Appearance discriminator (appendix A.2).
     da_frame_filters: Tuple[int, ...] = (64, 128, 256)              # conv2d(k,2), 4x4
@@ -186,6 +197,7 @@ class AMCConfig(FamilyConfig):
         check_full_resolution(self.frame_size, self.g_decoder_filters,
                               self.g_full_resolution_filters, self.g_full_resolution_output,
                               prefix="g_")
+        check_appearance_warp(self.g_appearance_warp, self.g_appearance_mask, prefix="g_")
         if self.gram not in GRAM_KINDS:
             raise ValueError(f"unknown gram {self.gram!r}; choose from {GRAM_KINDS}")
         if self.mismatch_mode not in ("random", "pairs"):

@@ -5,7 +5,8 @@ import types
 import keras
 from keras import ops
 
-from amc_tf.models.amc_gan.config import check_full_resolution, latent_size
+from amc_tf.models.amc_gan.config import (check_appearance_warp, check_full_resolution,
+                                          latent_size)
 from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
                                    unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -20,6 +21,31 @@ def motion_condition(motion_class, velocity, num_classes):
     one_hot = ops.one_hot(ops.cast(motion_class, "int32"), num_classes, dtype=velocity.dtype)
     labels = ops.repeat(one_hot[:, None, :], steps, axis=1)
     return ops.concatenate([labels, velocity], axis=-1)
+
+
+def backward_warp(image, flow):
+    """Each frame's pixel (i, j) read bilinearly from `image` at (i + dy, j + dx), clamped to
+    the frame: image (batch, H, W, C); flow (batch, steps, H, W, 2) of (dy, dx) in pixels.
+    Returns (batch, steps, H, W, C). Differentiable in the flow (the bilinear weights; the
+    integer corners carry no gradient), written with keras.ops for every backend."""
+    batch = ops.shape(flow)[0]
+    height, width, channels = image.shape[1], image.shape[2], image.shape[3]
+    rows = ops.arange(height, dtype=flow.dtype)[:, None]
+    cols = ops.arange(width, dtype=flow.dtype)[None, :]
+    y = ops.clip(rows + flow[..., 0], 0.0, height - 1.0)
+    x = ops.clip(cols + flow[..., 1], 0.0, width - 1.0)
+    y0 = ops.stop_gradient(ops.floor(y))
+    x0 = ops.stop_gradient(ops.floor(x))
+    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    y0, x0 = ops.cast(y0, "int32"), ops.cast(x0, "int32")
+    y1, x1 = ops.minimum(y0 + 1, height - 1), ops.minimum(x0 + 1, width - 1)
+    # Flat indices into image reshaped to (batch * H * W, C); frame (b, t) reads clip b.
+    base = ops.reshape(ops.arange(batch, dtype="int32") * (height * width), (-1, 1, 1, 1))
+    flat = ops.reshape(image, (-1, channels))
+    corner = lambda yi, xi: ops.take(flat, base + yi * width + xi, axis=0)
+    top = corner(y0, x0) + wx * (corner(y0, x1) - corner(y0, x0))
+    bottom = corner(y1, x0) + wx * (corner(y1, x1) - corner(y1, x0))
+    return top + wy * (bottom - top)
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
@@ -53,6 +79,12 @@ class Generator(Network):
         appearance_mask: not in the paper; each frame becomes m·y_a + (1 − m)·x̂ with a per-pixel
             m = sigmoid(conv2d(1)) of the decoder's last features (depth_to_space of conv2d(4)
             with "subpixel"): where nothing moves the frame is y_a's own pixels.
+        appearance_warp: not in the paper; 0, or with the mask the most pixels a per-pixel flow
+            f = appearance_warp·tanh(conv2d(2)) moves y_a's pixels: each frame becomes
+            m·W(y_a, f) + (1 − m)·x̂, W the bilinear backward warp. Where y_a's own limbs move
+            away, the pixels they uncover can be read from the background beside them instead
+            of being painted by x̂ (the pale trace of docs/amc_gan.md). The flow's bias starts
+            at 0: at initialisation the frames are the mask's alone.
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
     (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
@@ -67,7 +99,7 @@ class Generator(Network):
     def __init__(self, num_frames, frame_size, num_classes, num_keypoints, noise_dim,
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
                  full_resolution_filters=0, full_resolution_output="gate",
-                 appearance_mask=False, **kwargs):
+                 appearance_mask=False, appearance_warp=0.0, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
@@ -86,6 +118,8 @@ class Generator(Network):
         self.full_resolution_filters = int(full_resolution_filters)
         self.full_resolution_output = full_resolution_output
         self.appearance_mask = bool(appearance_mask)
+        self.appearance_warp = float(appearance_warp)
+        check_appearance_warp(self.appearance_warp, self.appearance_mask)
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
         norm = lambda name: batch_norm(sync_batchnorm, name)
         # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
@@ -104,6 +138,9 @@ class Generator(Network):
         self.output_conv = conv(3 * block, "dec_out")
         if self.appearance_mask:
             self.mask_conv = conv(block, "dec_mask")
+        if self.appearance_warp:
+            self.flow_conv = keras.layers.Conv2D(2 * block, kernel_size, padding="same",
+                                                 kernel_initializer="zeros", name="dec_flow")
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         # Conv11-13: upsample(2^i) - conv2d - lrelu - sigmoid on the convLSTM output.
         self.gate_upsample = [keras.layers.UpSampling2D(2 ** (i + 1), interpolation="bilinear")
@@ -123,7 +160,8 @@ class Generator(Network):
                 "sync_batchnorm": self.sync_batchnorm,
                 "full_resolution_filters": self.full_resolution_filters,
                 "full_resolution_output": self.full_resolution_output,
-                "appearance_mask": self.appearance_mask}
+                "appearance_mask": self.appearance_mask,
+                "appearance_warp": self.appearance_warp}
 
     @classmethod
     def from_config(cls, config):
@@ -237,7 +275,11 @@ class Generator(Network):
         frames = unfold_time(ops.tanh(to_frame(self.output_conv(x))), batch_time)
         if self.appearance_mask:
             m = unfold_time(ops.sigmoid(to_frame(self.mask_conv(x))), batch_time)
-            frames = frames + m * (appearance[:, None] - frames)     # m·y_a + (1 − m)·x̂
+            source = appearance[:, None]
+            if self.appearance_warp:
+                flow = self.appearance_warp * ops.tanh(to_frame(self.flow_conv(x)))
+                source = backward_warp(appearance, unfold_time(flow, batch_time))
+            frames = frames + m * (source - frames)      # m·y_a + (1 − m)·x̂, y_a warped or not
         return ops.cast(frames, "float32")
 
 
@@ -252,4 +294,5 @@ def build_generator(config, **kwargs):
         leaky_relu_slope=config.leaky_relu_slope, sync_batchnorm=config.sync_batchnorm,
         full_resolution_filters=config.g_full_resolution_filters,
         full_resolution_output=config.g_full_resolution_output,
-        appearance_mask=config.g_appearance_mask, **kwargs)
+        appearance_mask=config.g_appearance_mask, appearance_warp=config.g_appearance_warp,
+        **kwargs)
