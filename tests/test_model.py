@@ -71,7 +71,8 @@ NETWORKS = {
     Generator: (dict(num_frames=8, frame_size=32, num_classes=3, num_keypoints=2, noise_dim=5,
                      encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
                      leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
-                     full_resolution_output="subpixel", appearance_mask=True),
+                     full_resolution_output="subpixel", appearance_mask=True,
+                     appearance_warp=1.5),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
