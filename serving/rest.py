@@ -76,6 +76,7 @@ class RestServer:
         self._thread = None
 
     def start(self):
+        # shutdown() waits up to one poll interval (0.5 s by default) after the grace period.
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.1,),
                                         name="serving-rest", daemon=True)
         self._thread.start()

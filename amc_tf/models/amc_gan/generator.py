@@ -43,8 +43,10 @@ def backward_warp(image, flow):
     base = ops.reshape(ops.arange(batch, dtype="int32") * (height * width), (-1, 1, 1, 1))
     flat = ops.reshape(image, (-1, channels))
     corner = lambda yi, xi: ops.take(flat, base + yi * width + xi, axis=0)
-    top = corner(y0, x0) + wx * (corner(y0, x1) - corner(y0, x0))
-    bottom = corner(y1, x0) + wx * (corner(y1, x1) - corner(y1, x0))
+    top_left, top_right = corner(y0, x0), corner(y0, x1)
+    bottom_left, bottom_right = corner(y1, x0), corner(y1, x1)
+    top = top_left + wx * (top_right - top_left)
+    bottom = bottom_left + wx * (bottom_right - bottom_left)
     return top + wy * (bottom - top)
 
 
@@ -80,7 +82,8 @@ class Generator(Network):
             m = sigmoid(conv2d(1)) of the decoder's last features (depth_to_space of conv2d(4)
             with "subpixel"): where nothing moves the frame is y_a's own pixels.
         appearance_warp: not in the paper; 0, or with the mask the most pixels a per-pixel flow
-            f = appearance_warp·tanh(conv2d(2)) moves y_a's pixels: each frame becomes
+            f = appearance_warp·tanh(conv2d(2)) (depth_to_space of conv2d(8) with "subpixel")
+            moves y_a's pixels: each frame becomes
             m·W(y_a, f) + (1 − m)·x̂, W the bilinear backward warp. Where y_a's own limbs move
             away, the pixels they uncover can be read from the background beside them instead
             of being painted by x̂ (the pale trace of docs/amc_gan.md). The flow's bias starts
