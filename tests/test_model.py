@@ -72,7 +72,7 @@ NETWORKS = {
                      encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
                      leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
                      full_resolution_output="subpixel", appearance_mask=True,
-                     appearance_warp=1.5),
+                     appearance_warp=1.5, mask_upsample="bilinear"),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
@@ -650,10 +650,12 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
     assert g(conditions_of(batch)).shape == (1, 15, 64, 64, 3)
     phi, skips = g.encode(batch["video"][:, 0])
     assert phi.shape == (1, 4, 4, 64)
-    # Sub-pixel output: no 64x64 skip; the frame and y_a's mask are 2x2 blocks of 32x32 convs.
+    # Sub-pixel output: no 64x64 skip; the frame is 2x2 blocks of a 32x32 conv, y_a's mask
+    # and flow one value per 32x32 position, upsampled.
     assert [s.shape[1:] for s in skips] == [(8, 8, 64), (16, 16, 48), (32, 32, 32)]
     assert g.full_resolution_conv.kernel.shape == (3, 3, 3, 16)
-    assert g.output_conv.kernel.shape == (3, 3, 16, 12) and g.mask_conv.kernel.shape[-1] == 4
+    assert g.output_conv.kernel.shape == (3, 3, 16, 12) and g.mask_conv.kernel.shape[-1] == 1
+    assert g.flow_conv.kernel.shape[-1] == 2 and g.mask_upsample == "bilinear"
     gated = build_generator(c.replace(g_full_resolution_output="gate"))
     _, skips = gated.encode(batch["video"][:, 0])
     assert skips[-1].shape[1:] == (64, 64, 16)
@@ -675,15 +677,18 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
         build_appearance_discriminator(c.replace(d_space_to_depth=3))
 
 
-@pytest.mark.parametrize("output, mask, warp", [("subpixel", True, 0.0), ("gate", False, 0.0),
-                                               ("subpixel", True, 4.0)])
-def test_full_resolution_level_trains_saves_and_loads(tmp_path, output, mask, warp):
+@pytest.mark.parametrize("output, mask, warp, mask_upsample", [
+    ("subpixel", True, 0.0, "subpixel"), ("gate", False, 0.0, "subpixel"),
+    ("subpixel", True, 4.0, "subpixel"), ("subpixel", True, 4.0, "bilinear")])
+def test_full_resolution_level_trains_saves_and_loads(tmp_path, output, mask, warp,
+                                                      mask_upsample):
     """A train step (warm-up and Algorithm 1) of a tiny config with the cpu preset's
-    structure (the earlier gated form, the warped y_a), then the generator's .keras round
-    trip."""
+    structure (the earlier gated form, the warped y_a, its mask and flow from sub-pixel blocks
+    or upsampled), then the generator's .keras round trip."""
     c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
                                          g_full_resolution_output=output, g_appearance_mask=mask,
-                                         g_appearance_warp=warp, batch_size=2)
+                                         g_appearance_warp=warp, g_mask_upsample=mask_upsample,
+                                         batch_size=2)
     gan = AMCGAN(c)
     gan.compile()
     gan.build_all()
@@ -767,6 +772,51 @@ def test_appearance_warp_moves_y_a_before_the_mask():
                                                               c.num_frames - 1, axis=1), atol=1e-5)
     with pytest.raises(ValueError, match="needs g_appearance_mask"):
         c.replace(g_appearance_mask=False).validate()
+
+
+def test_bilinear_mask_upsample_gives_one_mask_and_flow_value_per_half_resolution_position():
+    """g_mask_upsample="bilinear": the mask and flow convs give one value per H/2 position
+    (not a 2x2 block each), bilinearly upsampled before the sigmoid, so a mask raised on one
+    H/2 column ramps across its block's edges where "subpixel" steps at them. With the mask
+    saturated and a constant flow the frames are y_a shifted, as with "subpixel"."""
+    c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
+                                         g_full_resolution_output="subpixel",
+                                         g_appearance_mask=True, g_appearance_warp=2.0,
+                                         g_mask_upsample="bilinear")
+    g = build_generator(c)
+    assert g.get_config()["mask_upsample"] == "bilinear"
+    batch = random_model_batch(c, 2)
+    inputs = conditions_of(batch)
+    g(inputs)
+    assert g.mask_conv.kernel.shape[-1] == 1 and g.flow_conv.kernel.shape[-1] == 2
+    assert build_generator(c.replace(g_mask_upsample="subpixel")).get_config()[
+        "mask_upsample"] == "subpixel"
+    kernel, bias = g.mask_conv.get_weights()
+    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 50.0)])
+    flow_kernel, flow_bias = g.flow_conv.get_weights()
+    g.flow_conv.set_weights([flow_kernel, np.full_like(flow_bias, 50.0)])
+    y_a = inputs["appearance"].numpy()
+    out = g(inputs).numpy()
+    np.testing.assert_allclose(out[:, :, :-2, :-2], np.repeat(y_a[:, None, 2:, 2:],
+                                                              c.num_frames - 1, axis=1), atol=1e-5)
+    # The mask from features whose channel 0 is +2 on the H/2 column 5 and -2 elsewhere (the
+    # mask conv reads that channel alone): "bilinear" ramps across the block edges (the
+    # block's two columns at sigmoid(1), its neighbours at sigmoid(-1)); "subpixel" keeps
+    # the whole 2x2 block at sigmoid(2) beside blocks at sigmoid(-2).
+    features = np.full((1, 16, 16, 4), -2.0, "float32")
+    features[:, :, 5] = 2.0
+    for g, ramp in ((g, True), (build_generator(c.replace(g_mask_upsample="subpixel")), False)):
+        g(inputs)
+        kernel = np.zeros(g.mask_conv.kernel.shape, "float32")
+        kernel[1, 1, 0, :] = 1.0
+        g.mask_conv.set_weights([kernel, np.zeros(kernel.shape[-1], "float32")])
+        m = g.appearance_fields(tf.constant(features))[0].numpy()[0, 16, :, 0]
+        inside, beside = (1.0, -1.0) if ramp else (2.0, -2.0)
+        sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))
+        np.testing.assert_allclose(m[10:12], sigmoid(inside), atol=1e-5)
+        np.testing.assert_allclose(m[[9, 12]], sigmoid(beside), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown g_mask_upsample 'nearest'"):
+        c.replace(g_mask_upsample="nearest").validate()
 
 
 def test_test_preset_train_step_well_under_a_second():

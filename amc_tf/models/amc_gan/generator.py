@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from amc_tf.models.amc_gan.config import (check_appearance_warp, check_full_resolution,
-                                          latent_size)
+                                          check_mask_upsample, latent_size)
 from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
                                    unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -88,6 +88,12 @@ class Generator(Network):
             away, the pixels they uncover can be read from the background beside them instead
             of being painted by x̂ (the pale trace of docs/amc_gan.md). The flow's bias starts
             at 0: at initialisation the frames are the mask's alone.
+        mask_upsample: with "subpixel" output, how the mask and the flow leave H/2:
+            "subpixel" (depth_to_space, each H/2 position draws its own 2x2 block of them) or
+            "bilinear" (one value per H/2 position, bilinearly upsampled before the sigmoid /
+            tanh): within a 2x2 block the pixels then cannot disagree, so no block-sized
+            stipple where y_a's limbs moved away (docs/amc_gan.md); the sigmoid after the
+            upsampling still lets an edge fall between two H/2 positions.
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
     (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
@@ -102,7 +108,8 @@ class Generator(Network):
     def __init__(self, num_frames, frame_size, num_classes, num_keypoints, noise_dim,
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
                  full_resolution_filters=0, full_resolution_output="gate",
-                 appearance_mask=False, appearance_warp=0.0, **kwargs):
+                 appearance_mask=False, appearance_warp=0.0, mask_upsample="subpixel",
+                 **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
@@ -123,6 +130,8 @@ class Generator(Network):
         self.appearance_mask = bool(appearance_mask)
         self.appearance_warp = float(appearance_warp)
         check_appearance_warp(self.appearance_warp, self.appearance_mask)
+        check_mask_upsample(mask_upsample)
+        self.mask_upsample = mask_upsample
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
         norm = lambda name: batch_norm(sync_batchnorm, name)
         # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
@@ -139,10 +148,11 @@ class Generator(Network):
         # With sub-pixel output each position's conv2d gives its 2x2 block's pixels.
         block = 4 if self.subpixel_output else 1
         self.output_conv = conv(3 * block, "dec_out")
+        field_block = block if self.mask_upsample == "subpixel" else 1
         if self.appearance_mask:
-            self.mask_conv = conv(block, "dec_mask")
+            self.mask_conv = conv(field_block, "dec_mask")
         if self.appearance_warp:
-            self.flow_conv = keras.layers.Conv2D(2 * block, kernel_size, padding="same",
+            self.flow_conv = keras.layers.Conv2D(2 * field_block, kernel_size, padding="same",
                                                  kernel_initializer="zeros", name="dec_flow")
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         # Conv11-13: upsample(2^i) - conv2d - lrelu - sigmoid on the convLSTM output.
@@ -164,7 +174,7 @@ class Generator(Network):
                 "full_resolution_filters": self.full_resolution_filters,
                 "full_resolution_output": self.full_resolution_output,
                 "appearance_mask": self.appearance_mask,
-                "appearance_warp": self.appearance_warp}
+                "appearance_warp": self.appearance_warp, "mask_upsample": self.mask_upsample}
 
     @classmethod
     def from_config(cls, config):
@@ -238,6 +248,24 @@ class Generator(Network):
         x = skip + per_clip(s) * (per_clip(u) - skip)
         return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
 
+    def to_frame(self, x):
+        """The decoder's last features to H x W: sub-pixel blocks, or already there."""
+        return ops.depth_to_space(x, 2) if self.subpixel_output else x
+
+    def appearance_fields(self, x):
+        """The mask m (N, H, W, 1) and the flow (N, H, W, 2) in pixels (None without the warp)
+        from the decoder's last features x (N = batch * (T-1)): with the sub-pixel output
+        either as 2x2 blocks or bilinearly upsampled from H/2 (mask_upsample)."""
+        if self.subpixel_output and self.mask_upsample == "bilinear":
+            to_field = self.upsample
+        else:
+            to_field = self.to_frame
+        m = ops.sigmoid(to_field(self.mask_conv(x)))
+        flow = None
+        if self.appearance_warp:
+            flow = self.appearance_warp * ops.tanh(to_field(self.flow_conv(x)))
+        return m, flow
+
     def call(self, inputs, training=False):
         appearance = ops.cast(inputs["appearance"], self.compute_dtype)
         velocity = ops.cast(inputs["velocity"], self.compute_dtype)
@@ -273,16 +301,14 @@ class Generator(Network):
         if self.full_resolution_gated:
             s = ops.sigmoid(self.lrelu(self.full_resolution_gate(x)))
             x = self.gate(self.upsample(s), self.upsample(x), skips[3])
-        to_frame = (lambda y: ops.depth_to_space(y, 2)) if self.subpixel_output else \
-            (lambda y: y)
-        frames = unfold_time(ops.tanh(to_frame(self.output_conv(x))), batch_time)
+        frames = unfold_time(ops.tanh(self.to_frame(self.output_conv(x))), batch_time)
         if self.appearance_mask:
-            m = unfold_time(ops.sigmoid(to_frame(self.mask_conv(x))), batch_time)
+            m, flow = self.appearance_fields(x)
             source = appearance[:, None]
             if self.appearance_warp:
-                flow = self.appearance_warp * ops.tanh(to_frame(self.flow_conv(x)))
                 source = backward_warp(appearance, unfold_time(flow, batch_time))
-            frames = frames + m * (source - frames)      # m·y_a + (1 − m)·x̂, y_a warped or not
+            # m·y_a + (1 − m)·x̂, y_a warped or not.
+            frames = frames + unfold_time(m, batch_time) * (source - frames)
         return ops.cast(frames, "float32")
 
 
@@ -298,4 +324,4 @@ def build_generator(config, **kwargs):
         full_resolution_filters=config.g_full_resolution_filters,
         full_resolution_output=config.g_full_resolution_output,
         appearance_mask=config.g_appearance_mask, appearance_warp=config.g_appearance_warp,
-        **kwargs)
+        mask_upsample=config.g_mask_upsample, **kwargs)
