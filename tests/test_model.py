@@ -748,6 +748,20 @@ def test_backward_warp_reads_y_a_at_the_flow():
     assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
 
 
+def assert_frames_are_y_a_shifted_by_the_flow(g, inputs):
+    """With the mask saturated at 1 and the flow's bias at 50 (tanh = 1, the flow at
+    g.appearance_warp = 2 px everywhere), every pixel reads (row + 2, col + 2) of y_a."""
+    kernel, bias = g.mask_conv.get_weights()
+    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 50.0)])
+    flow_kernel, flow_bias = g.flow_conv.get_weights()
+    g.flow_conv.set_weights([flow_kernel, np.full_like(flow_bias, 50.0)])
+    y_a = inputs["appearance"].numpy()
+    out = g(inputs).numpy()
+    assert g.appearance_warp == 2.0
+    np.testing.assert_allclose(out[:, :, :-2, :-2], np.repeat(y_a[:, None, 2:, 2:],
+                                                              out.shape[1], axis=1), atol=1e-5)
+
+
 def test_appearance_warp_moves_y_a_before_the_mask():
     """g_appearance_warp: with the mask at 1 the frames are y_a warped by the flow; the flow
     starts at zero (frames as the plain mask's), and the warp needs the mask."""
@@ -761,15 +775,7 @@ def test_appearance_warp_moves_y_a_before_the_mask():
     g(inputs)
     plain.set_weights([w for w, v in zip(g.get_weights(), g.weights) if "dec_flow" not in v.path])
     np.testing.assert_allclose(g(inputs).numpy(), plain(inputs).numpy(), atol=1e-6)
-    kernel, bias = g.mask_conv.get_weights()
-    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 50.0)])
-    flow_kernel, flow_bias = g.flow_conv.get_weights()
-    # Bias 50 -> tanh = 1: every pixel reads (row + 2, col + 2) of y_a.
-    g.flow_conv.set_weights([flow_kernel, np.full_like(flow_bias, 50.0)])
-    y_a = inputs["appearance"].numpy()
-    out = g(inputs).numpy()
-    np.testing.assert_allclose(out[:, :, :-2, :-2], np.repeat(y_a[:, None, 2:, 2:],
-                                                              c.num_frames - 1, axis=1), atol=1e-5)
+    assert_frames_are_y_a_shifted_by_the_flow(g, inputs)
     with pytest.raises(ValueError, match="needs g_appearance_mask"):
         c.replace(g_appearance_mask=False).validate()
 
@@ -791,14 +797,7 @@ def test_bilinear_mask_upsample_gives_one_mask_and_flow_value_per_half_resolutio
     assert g.mask_conv.kernel.shape[-1] == 1 and g.flow_conv.kernel.shape[-1] == 2
     assert build_generator(c.replace(g_mask_upsample="subpixel")).get_config()[
         "mask_upsample"] == "subpixel"
-    kernel, bias = g.mask_conv.get_weights()
-    g.mask_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 50.0)])
-    flow_kernel, flow_bias = g.flow_conv.get_weights()
-    g.flow_conv.set_weights([flow_kernel, np.full_like(flow_bias, 50.0)])
-    y_a = inputs["appearance"].numpy()
-    out = g(inputs).numpy()
-    np.testing.assert_allclose(out[:, :, :-2, :-2], np.repeat(y_a[:, None, 2:, 2:],
-                                                              c.num_frames - 1, axis=1), atol=1e-5)
+    assert_frames_are_y_a_shifted_by_the_flow(g, inputs)
     # The mask from features whose channel 0 is +2 on the H/2 column 5 and -2 elsewhere (the
     # mask conv reads that channel alone): "bilinear" ramps across the block edges (the
     # block's two columns at sigmoid(1), its neighbours at sigmoid(-1)); "subpixel" keeps
