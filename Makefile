@@ -14,12 +14,13 @@ setup:
 demo: setup
 	$(VENV)/bin/amc-tf demo
 
-# CI sets CI=true, which also runs tests marked `slow` (see tests/conftest.py).
+# CI sets CI=true, which also runs tests marked `slow` (see tests/conftest.py). One pytest
+# process per test file (scripts/test.sh says why).
 test: setup
-	$(VENV)/bin/python -m pytest tests
+	bash scripts/test.sh
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest tests -m "not slow"
+	bash scripts/test.sh -m "not slow"
 
 lock:
 	bash requirements/lock.sh
