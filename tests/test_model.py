@@ -795,8 +795,8 @@ def test_bilinear_mask_upsample_gives_one_mask_and_flow_value_per_half_resolutio
     inputs = conditions_of(batch)
     g(inputs)
     assert g.mask_conv.kernel.shape[-1] == 1 and g.flow_conv.kernel.shape[-1] == 2
-    assert build_generator(c.replace(g_mask_upsample="subpixel")).get_config()[
-        "mask_upsample"] == "subpixel"
+    blocks = build_generator(c.replace(g_mask_upsample="subpixel"))
+    assert blocks.get_config()["mask_upsample"] == "subpixel"
     assert_frames_are_y_a_shifted_by_the_flow(g, inputs)
     # The mask from features whose channel 0 is +2 on the H/2 column 5 and -2 elsewhere (the
     # mask conv reads that channel alone): "bilinear" ramps across the block edges (the
@@ -804,14 +804,14 @@ def test_bilinear_mask_upsample_gives_one_mask_and_flow_value_per_half_resolutio
     # the whole 2x2 block at sigmoid(2) beside blocks at sigmoid(-2).
     features = np.full((1, 16, 16, 4), -2.0, "float32")
     features[:, :, 5] = 2.0
-    for g, ramp in ((g, True), (build_generator(c.replace(g_mask_upsample="subpixel")), False)):
+    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))
+    for g, ramp in ((g, True), (blocks, False)):
         g(inputs)
         kernel = np.zeros(g.mask_conv.kernel.shape, "float32")
         kernel[1, 1, 0, :] = 1.0
         g.mask_conv.set_weights([kernel, np.zeros(kernel.shape[-1], "float32")])
         m = g.appearance_fields(tf.constant(features))[0].numpy()[0, 16, :, 0]
         inside, beside = (1.0, -1.0) if ramp else (2.0, -2.0)
-        sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))
         np.testing.assert_allclose(m[10:12], sigmoid(inside), atol=1e-5)
         np.testing.assert_allclose(m[[9, 12]], sigmoid(beside), atol=1e-5)
     with pytest.raises(ValueError, match="unknown g_mask_upsample 'nearest'"):

@@ -6,9 +6,9 @@ Presets:
   paper-natops  exactly the paper's NATOPS setting: T=32, 64x64, p=128, q=42 (24 classes + 2x9)
   cpu           the same networks with narrow widths at 32x32 inside one more level at 64x64
                 (the generator's full-resolution level with sub-pixel output and a mask over a
-                warped y_a, both upsampled from 32x32; the discriminators' space-to-depth input), 16 frames (every 2nd
-                of the 32) of 64x64, sized so the demo trains on the synthetic gestures on 2
-                CPU cores in about ten minutes
+                warped y_a, both upsampled from 32x32; the discriminators' space-to-depth
+                input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
+                the synthetic gestures on 2 CPU cores in about ten minutes
   test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
 `num_classes` / `num_keypoints` of the cpu and test presets come from the dataset (the synthetic

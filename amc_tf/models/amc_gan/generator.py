@@ -148,7 +148,7 @@ class Generator(Network):
         # With sub-pixel output each position's conv2d gives its 2x2 block's pixels.
         block = 4 if self.subpixel_output else 1
         self.output_conv = conv(3 * block, "dec_out")
-        field_block = block if self.mask_upsample == "subpixel" else 1
+        field_block = 1 if self.upsampled_fields else block
         if self.appearance_mask:
             self.mask_conv = conv(field_block, "dec_mask")
         if self.appearance_warp:
@@ -192,6 +192,11 @@ class Generator(Network):
     @property
     def subpixel_output(self):
         return bool(self.full_resolution_filters) and self.full_resolution_output == "subpixel"
+
+    @property
+    def upsampled_fields(self):
+        """The mask and flow come one value per H/2 position, upsampled (mask_upsample)."""
+        return self.subpixel_output and self.mask_upsample == "bilinear"
 
     @property
     def latent_size(self):
@@ -256,10 +261,7 @@ class Generator(Network):
         """The mask m (N, H, W, 1) and the flow (N, H, W, 2) in pixels (None without the warp)
         from the decoder's last features x (N = batch * (T-1)): with the sub-pixel output
         either as 2x2 blocks or bilinearly upsampled from H/2 (mask_upsample)."""
-        if self.subpixel_output and self.mask_upsample == "bilinear":
-            to_field = self.upsample
-        else:
-            to_field = self.to_frame
+        to_field = self.upsample if self.upsampled_fields else self.to_frame
         m = ops.sigmoid(to_field(self.mask_conv(x)))
         flow = None
         if self.appearance_warp:
