@@ -72,7 +72,7 @@ NETWORKS = {
                      encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
                      leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
                      full_resolution_output="subpixel", appearance_mask=True,
-                     appearance_warp=1.5, mask_upsample="bilinear"),
+                     appearance_warp=1.5, mask_upsample="bilinear", poolings=2),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
@@ -649,7 +649,7 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
     g = build_generator(c)
     assert g(conditions_of(batch)).shape == (1, 15, 64, 64, 3)
     phi, skips = g.encode(batch["video"][:, 0])
-    assert phi.shape == (1, 4, 4, 64)
+    assert phi.shape == (1, 8, 8, 64)           # two poolings: the convLSTM at 8x8
     # Sub-pixel output: no 64x64 skip; the frame is 2x2 blocks of a 32x32 conv, y_a's mask
     # and flow one value per 32x32 position, upsampled.
     assert [s.shape[1:] for s in skips] == [(8, 8, 64), (16, 16, 48), (32, 32, 32)]
@@ -677,18 +677,19 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
         build_appearance_discriminator(c.replace(d_space_to_depth=3))
 
 
-@pytest.mark.parametrize("output, mask, warp, mask_upsample", [
-    ("subpixel", True, 0.0, "subpixel"), ("gate", False, 0.0, "subpixel"),
-    ("subpixel", True, 4.0, "subpixel"), ("subpixel", True, 4.0, "bilinear")])
+@pytest.mark.parametrize("output, mask, warp, mask_upsample, poolings", [
+    ("subpixel", True, 0.0, "subpixel", 3), ("gate", False, 0.0, "subpixel", 3),
+    ("subpixel", True, 4.0, "subpixel", 3), ("subpixel", True, 4.0, "bilinear", 3),
+    ("subpixel", True, 4.0, "bilinear", 2)])
 def test_full_resolution_level_trains_saves_and_loads(tmp_path, output, mask, warp,
-                                                      mask_upsample):
+                                                      mask_upsample, poolings):
     """A train step (warm-up and Algorithm 1) of a tiny config with the cpu preset's
     structure (the earlier gated form, the warped y_a, its mask and flow from sub-pixel blocks
-    or upsampled), then the generator's .keras round trip."""
+    or upsampled, two poolings), then the generator's .keras round trip."""
     c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
                                          g_full_resolution_output=output, g_appearance_mask=mask,
                                          g_appearance_warp=warp, g_mask_upsample=mask_upsample,
-                                         batch_size=2)
+                                         g_poolings=poolings, batch_size=2)
     gan = AMCGAN(c)
     gan.compile()
     gan.build_all()
@@ -816,6 +817,43 @@ def test_bilinear_mask_upsample_gives_one_mask_and_flow_value_per_half_resolutio
         np.testing.assert_allclose(m[[9, 12]], sigmoid(beside), atol=1e-5)
     with pytest.raises(ValueError, match="unknown g_mask_upsample 'nearest'"):
         c.replace(g_mask_upsample="nearest").validate()
+
+
+def test_two_poolings_run_the_convlstm_on_a_grid_twice_as_fine():
+    """g_poolings=2: the encoder pools after conv2 and conv3 only, so φ(y_a) and the convLSTM
+    are at H/4 (of A.1's input); the decoder's first gating meets conv4's skip at that size
+    without an upsample, and the frames keep their size. A.1's three poolings stay the
+    default, and other counts are refused."""
+    c = get_preset("test", 4, 9).replace(g_full_resolution_filters=4, d_space_to_depth=2,
+                                         g_full_resolution_output="subpixel",
+                                         g_appearance_mask=True, g_appearance_warp=2.0,
+                                         g_mask_upsample="bilinear")
+    assert c.g_poolings == 3 and c.latent_size == 2
+    two = c.replace(g_poolings=2)
+    assert two.latent_size == 4
+    batch = random_model_batch(two, 2)
+    inputs = conditions_of(batch)
+    g = build_generator(two)
+    assert g.get_config()["poolings"] == 2 and g.latent_size == 4
+    phi, skips = g.encode(inputs["appearance"])
+    assert phi.shape[1:3] == (4, 4)
+    assert [s.shape[1] for s in skips] == [4, 8, 16]          # conv4, conv3, conv2
+    assert g.stage_upsamples == [False, True, True]
+    assert g(inputs).shape == (2, 7, 32, 32, 3)
+    assert_frames_are_y_a_shifted_by_the_flow(g, inputs)
+    three = build_generator(c)
+    assert [s.shape[1] for s in three.encode(inputs["appearance"])[1]] == [4, 8, 16]
+    assert three.encode(inputs["appearance"])[0].shape[1:3] == (2, 2)
+    # The convLSTM's kernel does not depend on the grid: only its input size changes.
+    three(inputs)
+    assert three.cell.kernel.shape == g.cell.kernel.shape
+    with pytest.raises(ValueError, match="g_poolings must be one of"):
+        c.replace(g_poolings=1).validate()
+    with pytest.raises(ValueError, match="frame_size 40 must be a multiple of 16"):
+        c.replace(frame_size=40, g_poolings=3).validate()
+    c.replace(frame_size=40, g_poolings=2, g_full_resolution_filters=0,
+              g_full_resolution_output="gate", g_appearance_mask=False,
+              g_appearance_warp=0.0).validate()
 
 
 def test_test_preset_train_step_well_under_a_second():

@@ -6,8 +6,8 @@ Presets:
   paper-natops  exactly the paper's NATOPS setting: T=32, 64x64, p=128, q=42 (24 classes + 2x9)
   cpu           the same networks with narrow widths at 32x32 inside one more level at 64x64
                 (the generator's full-resolution level with sub-pixel output and a mask over a
-                warped y_a, both upsampled from 32x32; the discriminators' space-to-depth
-                input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
+                warped y_a, both upsampled from 32x32; two poolings, so the convLSTM runs at
+                8x8; the discriminators' space-to-depth input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
                 the synthetic gestures on 2 CPU cores in about ten minutes
   test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
@@ -41,12 +41,19 @@ GRAM_KINDS = ("spatial", "channel")      # losses.gram_matrix's `kind`
 FULL_RESOLUTION_OUTPUTS = ("gate", "subpixel")
 # How the mask and the flow leave H/2 with the "subpixel" output (Generator's mask_upsample).
 MASK_UPSAMPLES = ("subpixel", "bilinear")
+# 2x2 poolings of A.1's encoder (Generator's poolings): A.1's three, or two.
+POOLINGS = (3, 2)
 
 
-def latent_size(frame_size, full_resolution_filters):
-    """Spatial size of the generator's φ(y_a): three 2x2 poolings (A.1), four with the
-    full-resolution level."""
-    return frame_size // (16 if full_resolution_filters else 8)
+def latent_stride(full_resolution_filters, poolings=3):
+    """Frame size / φ(y_a)'s size: `poolings` 2x2 poolings in A.1's encoder (three in A.1), one
+    more with the full-resolution level."""
+    return 2 ** (poolings + bool(full_resolution_filters))
+
+
+def latent_size(frame_size, full_resolution_filters, poolings=3):
+    """Spatial size of the generator's φ(y_a) (`latent_stride`)."""
+    return frame_size // latent_stride(full_resolution_filters, poolings)
 
 
 def check_appearance_warp(warp, mask, prefix=""):
@@ -63,7 +70,7 @@ def check_mask_upsample(mask_upsample, prefix=""):
                          f"{MASK_UPSAMPLES}")
 
 
-def check_full_resolution(frame_size, decoder_filters, filters, output, prefix=""):
+def check_full_resolution(frame_size, decoder_filters, filters, output, poolings=3, prefix=""):
     """The generator's frame size and full-resolution level, checked in one place for the
     Generator's arguments and the config's fields (named with `prefix`, "g_" there)."""
     if output not in FULL_RESOLUTION_OUTPUTS:
@@ -76,7 +83,10 @@ def check_full_resolution(frame_size, decoder_filters, filters, output, prefix="
         raise ValueError(f"{prefix}full_resolution_filters must equal {prefix}decoder_filters[-1] "
                          f"({decoder_filters[-1]}) with the 'gate' output (the level gates the "
                          f"decoder's last features with its own), got {filters}")
-    pools = 16 if filters else 8
+    if poolings not in POOLINGS:
+        raise ValueError(f"{prefix}poolings must be one of {POOLINGS} (A.1's three, or two "
+                         f"for a φ(y_a) twice as wide), got {poolings}")
+    pools = latent_stride(filters, poolings)
     if frame_size % pools:
         raise ValueError(f"frame_size {frame_size} must be a multiple of {pools} (the "
                          f"generator's poolings)")
@@ -102,6 +112,9 @@ class AMCConfig(FamilyConfig):
     g_encoder_filters: Tuple[int, ...] = (32, 64, 128, 256, 256)   # conv1..conv5; pool after 2,3,4
     g_lstm_filters: int = 256                                       # convLSTM, = g_encoder_filters[-1]
     g_decoder_filters: Tuple[int, ...] = (256, 128, 64, 64)         # last one has no upsample/gate
+    # 2x2 poolings in A.1's encoder: 3 (A.1, φ(y_a) at H/8), or 2 (not in the paper: the
+    # convLSTM and φ(y_a) at H/4, the decoder's first gating without an upsample).
+    g_poolings: int = 3
     # Not in the paper (0 at the paper presets): one more generator level at the frames' own
     # size, A.1's networks at H/2 (Generator's full_resolution_filters), and how its decoder
     # makes the H x W frames: "gate" (the encoder's H x W conv gated in, as A.1's skips; then
@@ -191,7 +204,7 @@ class AMCConfig(FamilyConfig):
     @property
     def latent_size(self):
         """Spatial size of φ(y_a) (`latent_size`)."""
-        return latent_size(self.frame_size, self.g_full_resolution_filters)
+        return latent_size(self.frame_size, self.g_full_resolution_filters, self.g_poolings)
 
     def validate(self):
         if self.g_lstm_filters != self.g_encoder_filters[-1]:
@@ -206,7 +219,7 @@ class AMCConfig(FamilyConfig):
                              f"{self.source_frames}")
         check_full_resolution(self.frame_size, self.g_decoder_filters,
                               self.g_full_resolution_filters, self.g_full_resolution_output,
-                              prefix="g_")
+                              self.g_poolings, prefix="g_")
         check_appearance_warp(self.g_appearance_warp, self.g_appearance_mask, prefix="g_")
         check_mask_upsample(self.g_mask_upsample, prefix="g_")
         if self.gram not in GRAM_KINDS:
@@ -254,6 +267,10 @@ def _cpu(num_classes, num_keypoints):
         # dotted stipple where y_a's arms hung; SSIM / PSNR 0.851 / 24.87 -> 0.858 / 25.18,
         # colour drift 0.020 -> 0.017 in one run each (docs/amc_gan.md).
         g_mask_upsample="bilinear",
+        # φ(y_a) and the convLSTM at 8x8, not 4x4: narrower arms; SSIM / PSNR 0.858 / 25.18 ->
+        # 0.862 / 25.61, FID 4.36 -> 3.26 at 1.06x the training time in one run each
+        # (docs/amc_gan.md).
+        g_poolings=2,
         da_frame_filters=(16, 32, 64), da_deconv_filters=64, da_head_filters=(64, 128),
         da_fc_units=32,
         dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,

@@ -88,6 +88,10 @@ class Generator(Network):
             away, the pixels they uncover can be read from the background beside them instead
             of being painted by x̂ (the pale trace of docs/amc_gan.md). The flow's bias starts
             at 0: at initialisation the frames are the mask's alone.
+        poolings: 2x2 poolings in the encoder: 3 (A.1: after conv2, conv3 and conv4, φ(y_a)
+            at H/8), or 2 (not in the paper: after conv2 and conv3 only, so φ(y_a), the convLSTM
+            and the decoder's first gating run at H/4 and that gating has no upsample): arms
+            located on a grid twice as fine (docs/amc_gan.md).
         mask_upsample: with "subpixel" output, how the mask and the flow leave H/2:
             "subpixel" (depth_to_space, each H/2 position draws its own 2x2 block of them) or
             "bilinear" (one value per H/2 position, bilinearly upsampled before the sigmoid /
@@ -109,12 +113,12 @@ class Generator(Network):
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
                  full_resolution_filters=0, full_resolution_output="gate",
                  appearance_mask=False, appearance_warp=0.0, mask_upsample="subpixel",
-                 **kwargs):
+                 poolings=3, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
         check_full_resolution(frame_size, decoder_filters, full_resolution_filters,
-                              full_resolution_output)
+                              full_resolution_output, poolings)
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.num_classes = num_classes
@@ -127,6 +131,7 @@ class Generator(Network):
         self.sync_batchnorm = sync_batchnorm
         self.full_resolution_filters = int(full_resolution_filters)
         self.full_resolution_output = full_resolution_output
+        self.poolings = int(poolings)
         self.appearance_mask = bool(appearance_mask)
         self.appearance_warp = float(appearance_warp)
         check_appearance_warp(self.appearance_warp, self.appearance_mask)
@@ -155,9 +160,12 @@ class Generator(Network):
             self.flow_conv = keras.layers.Conv2D(2 * field_block, kernel_size, padding="same",
                                                  kernel_initializer="zeros", name="dec_flow")
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
-        # Conv11-13: upsample(2^i) - conv2d - lrelu - sigmoid on the convLSTM output.
-        self.gate_upsample = [keras.layers.UpSampling2D(2 ** (i + 1), interpolation="bilinear")
-                              for i in range(3)]
+        # Conv11-13: upsample(2^i) - conv2d - lrelu - sigmoid on the convLSTM output; with
+        # fewer poolings the first decoder stages keep the convLSTM's size.
+        self.stage_upsamples = [i >= 3 - self.poolings for i in range(3)]
+        self.gate_upsample = [
+            keras.layers.UpSampling2D(2 ** sum(self.stage_upsamples[:i + 1]),
+                                      interpolation="bilinear") for i in range(3)]
         self.gate_convs = [conv(f, f"conv1{i + 1}") for i, f in enumerate(decoder_filters[:3])]
         if self.full_resolution_filters:
             self.full_resolution_conv = conv(full_resolution_filters, "enc_conv0")
@@ -174,7 +182,8 @@ class Generator(Network):
                 "full_resolution_filters": self.full_resolution_filters,
                 "full_resolution_output": self.full_resolution_output,
                 "appearance_mask": self.appearance_mask,
-                "appearance_warp": self.appearance_warp, "mask_upsample": self.mask_upsample}
+                "appearance_warp": self.appearance_warp, "mask_upsample": self.mask_upsample,
+                "poolings": self.poolings}
 
     @classmethod
     def from_config(cls, config):
@@ -202,7 +211,7 @@ class Generator(Network):
     def latent_size(self):
         """Spatial size of φ(y_a): three 2x2 poolings (A.1), four with the full-resolution
         level."""
-        return latent_size(self.frame_size, self.full_resolution_filters)
+        return latent_size(self.frame_size, self.full_resolution_filters, self.poolings)
 
     def dummy_inputs(self, batch_size=1):
         return {
@@ -229,7 +238,8 @@ class Generator(Network):
             x = self.lrelu(self.encoder_norms[i - 1](self.encoder_convs[i](x), training=training))
             if i < 4:
                 skips.append(x)
-                x = self.pool(x)
+                if i <= self.poolings:
+                    x = self.pool(x)
         return x, skips[::-1] + full
 
     def skip_concat(self, h, phi, noise):
@@ -295,7 +305,7 @@ class Generator(Network):
         x = self.skip_concat(h, phi, noise)
         for i in range(3):
             x = self.lrelu(self.decoder_norms[i](self.decoder_convs[i](x), training=training))
-            u = self.upsample(x)
+            u = self.upsample(x) if self.stage_upsamples[i] else x
             # Conv1{1,2,3}: the gate from the convLSTM output.
             s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
             x = self.gate(s, u, skips[i])
@@ -326,4 +336,4 @@ def build_generator(config, **kwargs):
         full_resolution_filters=config.g_full_resolution_filters,
         full_resolution_output=config.g_full_resolution_output,
         appearance_mask=config.g_appearance_mask, appearance_warp=config.g_appearance_warp,
-        mask_upsample=config.g_mask_upsample, **kwargs)
+        mask_upsample=config.g_mask_upsample, poolings=config.g_poolings, **kwargs)
