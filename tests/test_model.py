@@ -17,7 +17,8 @@ from amc_tf.models.amc_gan.config import ABLATIONS, AMCConfig, apply_ablation, g
 from amc_tf.models.amc_gan.discriminators import (AppearanceDiscriminator, MotionDiscriminator,
                                                   build_appearance_discriminator,
                                                   build_motion_discriminator)
-from amc_tf.models.amc_gan.generator import Generator, backward_warp, build_generator
+from amc_tf.models.amc_gan.generator import (Generator, backward_warp, build_generator,
+                                             motion_condition)
 from amc_tf.models.amc_gan.model import AMCGAN, generator_inputs
 from amc_tf.models.classifier import MotionClassifier, build_classifier, classifier_input
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -72,7 +73,8 @@ NETWORKS = {
                      encoder_filters=(2, 2, 4, 4, 4), decoder_filters=(4, 4, 2, 2), kernel_size=3,
                      leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
                      full_resolution_output="subpixel", appearance_mask=True,
-                     appearance_warp=1.5, mask_upsample="bilinear", poolings=2),
+                     appearance_warp=1.5, mask_upsample="bilinear", poolings=2,
+                     motion_displacement=True),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
@@ -749,6 +751,20 @@ def test_backward_warp_reads_y_a_at_the_flow():
     assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
 
 
+def test_backward_warp_reads_coordinates_in_float32_under_bfloat16():
+    """Under mixed_bfloat16 the warp's coordinates stay float32 (bfloat16 holds 63.3 as 63.25)
+    and its output has the image's dtype."""
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, (1, 64, 64, 3)).astype("float32")
+    flow = np.zeros((1, 1, 64, 64, 2), "float32")
+    flow[..., 1] = -0.3                     # every pixel reads 0.3 px to its left
+    exact = backward_warp(tf.constant(image), tf.constant(flow)).numpy()
+    out = backward_warp(tf.cast(image, tf.bfloat16), tf.cast(flow, tf.bfloat16))
+    assert out.dtype == tf.bfloat16
+    # Only the image's and the result's bfloat16 rounding (2^-8 relative) remain.
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), exact, atol=2 ** -6)
+
+
 def assert_frames_are_y_a_shifted_by_the_flow(g, inputs):
     """With the mask saturated at 1 and the flow's bias at 50 (tanh = 1, the flow at
     g.appearance_warp = 2 px everywhere), every pixel reads (row + 2, col + 2) of y_a."""
@@ -854,6 +870,27 @@ def test_two_poolings_run_the_convlstm_on_a_grid_twice_as_fine():
     c.replace(frame_size=40, g_poolings=2, g_full_resolution_filters=0,
               g_full_resolution_output="gate", g_appearance_mask=False,
               g_appearance_warp=0.0).validate()
+
+
+def test_motion_displacement_adds_the_running_sum_of_the_velocities():
+    """g_motion_displacement: y_m,t is [y^l_m, y^v_m,t, Σ_{s<=t} y^v_m,s] (q + 2k values); the
+    generator's gated fc takes that size, and the frames do not change shape."""
+    velocity = tf.constant(np.arange(2 * 3 * 4, dtype="float32").reshape(2, 3, 4))
+    y_m = motion_condition(tf.constant([1, 0]), velocity, 5, displacement=True).numpy()
+    assert y_m.shape == (2, 3, 5 + 4 + 4)
+    np.testing.assert_array_equal(y_m[:, :, :5], np.eye(5)[[1, 0]][:, None].repeat(3, 1))
+    np.testing.assert_array_equal(y_m[:, :, 5:9], velocity.numpy())
+    np.testing.assert_array_equal(y_m[:, 2, 9:], velocity.numpy().sum(axis=1))
+    np.testing.assert_array_equal(motion_condition(tf.constant([1, 0]), velocity, 5).numpy(),
+                                  y_m[:, :, :9])
+    c = get_preset("test", 4, 9).replace(g_motion_displacement=True)
+    g = build_generator(c)
+    batch = random_model_batch(c, 2)
+    assert g(conditions_of(batch)).shape == (2, 7, 32, 32, 3)
+    assert g.motion_fc.kernel.shape == (4 + 36, 4 + 36)
+    assert g.get_config()["motion_displacement"] is True
+    assert build_generator(c.replace(g_motion_displacement=False)).get_config()[
+        "motion_displacement"] is False
 
 
 def test_test_preset_train_step_well_under_a_second():

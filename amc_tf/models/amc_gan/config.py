@@ -115,6 +115,9 @@ class AMCConfig(FamilyConfig):
     # 2x2 poolings in A.1's encoder: 3 (A.1, φ(y_a) at H/8), or 2 (not in the paper: the
     # convLSTM and φ(y_a) at H/4, the decoder's first gating without an upsample).
     g_poolings: int = 3
+    # Not in the paper: y_m,t also carries the keypoints' displacement from y_a, the running
+    # sum of y^v_m (Generator's motion_displacement).
+    g_motion_displacement: bool = False
     # Not in the paper (0 at the paper presets): one more generator level at the frames' own
     # size, A.1's networks at H/2 (Generator's full_resolution_filters), and how its decoder
     # makes the H x W frames: "gate" (the encoder's H x W conv gated in, as A.1's skips; then

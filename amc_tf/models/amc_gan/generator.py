@@ -15,19 +15,25 @@ from amc_tf.models.convlstm import ConvLSTMCell
 NO_LABEL = -1
 
 
-def motion_condition(motion_class, velocity, num_classes):
-    """y_m = [y^l_m repeated T-1 times, y^v_m] in R^{(T-1) x q} (§3.1)."""
+def motion_condition(motion_class, velocity, num_classes, displacement=False):
+    """y_m = [y^l_m repeated T-1 times, y^v_m] in R^{(T-1) x q} (§3.1); with `displacement`
+    also each step's keypoint displacement from y_a, the running sum of y^v_m (2k more)."""
     steps = velocity.shape[1]
     one_hot = ops.one_hot(ops.cast(motion_class, "int32"), num_classes, dtype=velocity.dtype)
     labels = ops.repeat(one_hot[:, None, :], steps, axis=1)
-    return ops.concatenate([labels, velocity], axis=-1)
+    parts = [labels, velocity] + ([ops.cumsum(velocity, axis=1)] if displacement else [])
+    return ops.concatenate(parts, axis=-1)
 
 
 def backward_warp(image, flow):
     """Each frame's pixel (i, j) read bilinearly from `image` at (i + dy, j + dx), clamped to
     the frame: image (batch, H, W, C); flow (batch, steps, H, W, 2) of (dy, dx) in pixels.
     Returns (batch, steps, H, W, C). Differentiable in the flow (the bilinear weights; the
-    integer corners carry no gradient), written with keras.ops for every backend."""
+    integer corners carry no gradient), written with keras.ops for every backend. Computed in
+    float32 and returned in the image's dtype: bfloat16's 8-bit mantissa cannot hold a
+    coordinate such as 63.3 to a sub-pixel weight."""
+    dtype = image.dtype
+    image, flow = ops.cast(image, "float32"), ops.cast(flow, "float32")
     batch = ops.shape(flow)[0]
     height, width, channels = image.shape[1], image.shape[2], image.shape[3]
     rows = ops.arange(height, dtype=flow.dtype)[:, None]
@@ -47,7 +53,7 @@ def backward_warp(image, flow):
     bottom_left, bottom_right = corner(y1, x0), corner(y1, x1)
     top = top_left + wx * (top_right - top_left)
     bottom = bottom_left + wx * (bottom_right - bottom_left)
-    return top + wy * (bottom - top)
+    return ops.cast(top + wy * (bottom - top), dtype)
 
 
 @keras.saving.register_keras_serializable(package="amc_tf")
@@ -92,6 +98,9 @@ class Generator(Network):
             at H/8), or 2 (not in the paper: after conv2 and conv3 only, so φ(y_a), the convLSTM
             and the decoder's first gating run at H/4 and that gating has no upsample): arms
             located on a grid twice as fine (docs/amc_gan.md).
+        motion_displacement: not in the paper; y_m,t also carries the keypoints' displacement
+            from y_a at step t, the running sum of y^v_m up to t (the same condition, summed
+            for the convLSTM instead of by it: where an arm is, not only how it moves).
         mask_upsample: with "subpixel" output, how the mask and the flow leave H/2:
             "subpixel" (depth_to_space, each H/2 position draws its own 2x2 block of them) or
             "bilinear" (one value per H/2 position, bilinearly upsampled before the sigmoid /
@@ -113,7 +122,7 @@ class Generator(Network):
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
                  full_resolution_filters=0, full_resolution_output="gate",
                  appearance_mask=False, appearance_warp=0.0, mask_upsample="subpixel",
-                 poolings=3, **kwargs):
+                 poolings=3, motion_displacement=False, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
@@ -132,6 +141,7 @@ class Generator(Network):
         self.full_resolution_filters = int(full_resolution_filters)
         self.full_resolution_output = full_resolution_output
         self.poolings = int(poolings)
+        self.motion_displacement = bool(motion_displacement)
         self.appearance_mask = bool(appearance_mask)
         self.appearance_warp = float(appearance_warp)
         check_appearance_warp(self.appearance_warp, self.appearance_mask)
@@ -144,7 +154,8 @@ class Generator(Network):
         self.encoder_norms = [norm(f"enc_bn{i + 2}") for i in range(4)]
         self.pool = keras.layers.AveragePooling2D(2, 2)
         # Gated fully-connected layer on y_m,t: g * fc(q) + (1 - g) * q.
-        self.motion_fc = keras.layers.Dense(num_classes + 2 * num_keypoints, name="motion_fc")
+        motion_dim = num_classes + (4 if self.motion_displacement else 2) * num_keypoints
+        self.motion_fc = keras.layers.Dense(motion_dim, name="motion_fc")
         self.motion_gate = keras.layers.Dense(1, name="motion_gate")
         self.cell = ConvLSTMCell(encoder_filters[-1], kernel_size, name="convlstm")
         # Decoder: [conv2d - BN - lrelu - upsample - gating] x3 - conv2d - BN - lrelu - conv2d(3).
@@ -183,7 +194,7 @@ class Generator(Network):
                 "full_resolution_output": self.full_resolution_output,
                 "appearance_mask": self.appearance_mask,
                 "appearance_warp": self.appearance_warp, "mask_upsample": self.mask_upsample,
-                "poolings": self.poolings}
+                "poolings": self.poolings, "motion_displacement": self.motion_displacement}
 
     @classmethod
     def from_config(cls, config):
@@ -282,7 +293,8 @@ class Generator(Network):
         appearance = ops.cast(inputs["appearance"], self.compute_dtype)
         velocity = ops.cast(inputs["velocity"], self.compute_dtype)
         noise = ops.cast(inputs["noise"], self.compute_dtype)
-        y_m = motion_condition(inputs["motion_class"], velocity, self.num_classes)
+        y_m = motion_condition(inputs["motion_class"], velocity, self.num_classes,
+                               self.motion_displacement)
 
         phi, skips = self.encode(appearance, training=training)        # 8 x 8 x 256
         gate = ops.sigmoid(self.motion_gate(y_m))                       # (B, T-1, 1)
@@ -336,4 +348,5 @@ def build_generator(config, **kwargs):
         full_resolution_filters=config.g_full_resolution_filters,
         full_resolution_output=config.g_full_resolution_output,
         appearance_mask=config.g_appearance_mask, appearance_warp=config.g_appearance_warp,
-        mask_upsample=config.g_mask_upsample, poolings=config.g_poolings, **kwargs)
+        mask_upsample=config.g_mask_upsample, poolings=config.g_poolings,
+        motion_displacement=config.g_motion_displacement, **kwargs)
