@@ -49,6 +49,9 @@ class FamilyConfig:
     # H = W of the frames the judge sees; None: the model's frame_size. Larger videos are
     # area-downscaled to it (MotionClassifier).
     clf_frame_size: Optional[int] = None
+    # Not in the paper: 0, or the momentum of an exponential moving average of the judge's
+    # weights, which validation and the kept epoch then use (train.train_classifier).
+    clf_weight_ema: float = 0.0
 
     def validate(self):
         return self

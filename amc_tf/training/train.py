@@ -91,6 +91,9 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     Under MultiWorkerMirroredStrategy every worker calls this with the same arguments (fit and
     evaluate run on all of them, each on its share of the global batch); only the chief writes.
     """
+    ema = float(getattr(config, "clf_weight_ema", 0.0))
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"clf_weight_ema must be 0 (off) or a momentum in (0, 1), got {ema}")
     strategy = strategy or tf.distribute.get_strategy()
     multi_worker = distribute.is_multi_worker(strategy)
     # Every worker shards the same sequence of batches (DATA sharding needs one shuffle seed).
@@ -114,10 +117,14 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
         schedule = keras.optimizers.schedules.CosineDecay(config.clf_learning_rate,
                                                           epochs * per_epoch, alpha=0.05)
         classifier.compile(
-            optimizer=keras.optimizers.Adam(schedule),
+            optimizer=keras.optimizers.Adam(schedule, use_ema=bool(ema),
+                                            ema_momentum=ema or 0.99),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"])
-    callbacks, fit_args = [], {}
+    # With the weights' average, validation and the kept epoch see the averaged weights (the
+    # swap comes before KeepBestWeights reads them); without validation fit ends on them.
+    callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+    fit_args = {}
     if validate:
         callbacks.append(KeepBestWeights())
         fit_args["validation_data"] = shard(make_classifier_dataset(
@@ -127,11 +134,12 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
         print(f"[train] too few training clips in {train_pattern} for a validation split: the "
               f"classifier keeps its last epoch", flush=True)
     callbacks.append(StopOnNonFiniteLoss("the motion classifier", per_epoch))
+    keep_best = next((c for c in callbacks if isinstance(c, KeepBestWeights)), None)
     classifier.fit(train_ds, epochs=epochs, steps_per_epoch=per_epoch, callbacks=callbacks,
                    verbose=verbose, **fit_args)
     metrics = {"accuracy": None, "loss": None, "eval_clips": 0,
-               "validation_accuracy": callbacks[0].best if validate else None,
-               "best_step": (callbacks[0].best_epoch + 1) * per_epoch if validate else steps}
+               "validation_accuracy": keep_best.best if validate else None,
+               "best_step": (keep_best.best_epoch + 1) * per_epoch if validate else steps}
     if first_batch(eval_pattern, config, 1) is None:
         print(f"[train] {_no_eval(eval_pattern)}: the classifier's real-clip accuracy is not "
               f"measured", flush=True)
