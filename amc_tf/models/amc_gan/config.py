@@ -7,8 +7,9 @@ Presets:
   cpu           the same networks with narrow widths at 32x32 inside one more level at 64x64
                 (the generator's full-resolution level with sub-pixel output and a mask over a
                 warped y_a, both upsampled from 32x32; two poolings, so the convLSTM runs at
-                8x8; the discriminators' space-to-depth input), 16 frames (every 2nd of the 32) of 64x64, sized so the demo trains on
-                the synthetic gestures on 2 CPU cores in about ten minutes
+                8x8; the discriminators' space-to-depth input), 16 frames (every 2nd of the
+                32) of 64x64, sized so the demo trains on the synthetic gestures on 2 CPU
+                cores in about ten minutes
   test          tiny widths, 8 frames of 32x32: a train step takes a fraction of a second
 
 `num_classes` / `num_keypoints` of the cpu and test presets come from the dataset (the synthetic

@@ -220,8 +220,8 @@ class Generator(Network):
 
     @property
     def latent_size(self):
-        """Spatial size of φ(y_a): three 2x2 poolings (A.1), four with the full-resolution
-        level."""
+        """Spatial size of φ(y_a): `poolings` 2x2 poolings (three in A.1), one more with the
+        full-resolution level."""
         return latent_size(self.frame_size, self.full_resolution_filters, self.poolings)
 
     def dummy_inputs(self, batch_size=1):
