@@ -125,8 +125,9 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     # swap comes before KeepBestWeights reads them); without validation fit ends on them.
     callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
     fit_args = {}
+    keep_best = KeepBestWeights() if validate else None
     if validate:
-        callbacks.append(KeepBestWeights())
+        callbacks.append(keep_best)
         fit_args["validation_data"] = shard(make_classifier_dataset(
             train_pattern, config, batch, shuffle=False, repeat=False, drop_remainder=False,
             record_filter=validation).cache())
@@ -134,7 +135,6 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
         print(f"[train] too few training clips in {train_pattern} for a validation split: the "
               f"classifier keeps its last epoch", flush=True)
     callbacks.append(StopOnNonFiniteLoss("the motion classifier", per_epoch))
-    keep_best = next((c for c in callbacks if isinstance(c, KeepBestWeights)), None)
     classifier.fit(train_ds, epochs=epochs, steps_per_epoch=per_epoch, callbacks=callbacks,
                    verbose=verbose, **fit_args)
     metrics = {"accuracy": None, "loss": None, "eval_clips": 0,
