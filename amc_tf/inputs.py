@@ -50,14 +50,24 @@ def clip_velocity(velocity, config):
     return velocity
 
 
+def strided_frames(video_uint8, config):
+    """A clip's (B, 32, 64, 64, 3) uint8 frames -> every `config.frame_stride`-th, still uint8
+    (a judge's training cache keeps clips at this step)."""
+    return video_uint8[:, ::config.frame_stride]
+
+
+def frames_to_model(frames_uint8, config):
+    """`strided_frames` -> the model's float32 (B, T, S, S, 3) in [-1, 1]."""
+    return resize_frames(to_model_range(frames_uint8), config.frame_size)
+
+
 def clip_to_model_inputs(clips, config):
     """Parsed clips (`features.parse_examples`) -> the model's batch for `config`.
 
     Returns video float32 (B, T, S, S, 3) in [-1, 1] (frame 0 is y_a), velocity (B, T-1, 2k),
     motion_class int32 (B,), and subject_id int64 (B,) when the clips carry a subject.
     """
-    video = to_model_range(clips[features.VIDEO][:, ::config.frame_stride])
-    out = {"video": resize_frames(video, config.frame_size),
+    out = {"video": frames_to_model(strided_frames(clips[features.VIDEO], config), config),
            "velocity": clip_velocity(clips[features.VELOCITY], config),
            "motion_class": tf.cast(clips[features.MOTION_CLASS], tf.int32)}
     if features.SUBJECT in clips:

@@ -226,8 +226,9 @@ def test_bench_judges_trains_the_judges_of_a_changed_config(tmp_path, capsys):
 
 
 def test_bench_judge_step_rows(tmp_path):
-    """The judge-variants benchmark times both step kinds of each variant, as ratios to the
-    first (here the test preset's judge and the same at half the frame size)."""
+    """The judge-variants benchmark times the three step kinds of each variant (network alone,
+    cached pipeline, records read every pass), as ratios to the first variant's (here the test
+    preset's judge and the same at half the frame size)."""
     import fixtures as testing
     spec = importlib.util.spec_from_file_location(
         "bench_judge_step", os.path.join(os.path.dirname(BENCH), "bench_judge_step.py"))
@@ -240,4 +241,6 @@ def test_bench_judge_step_rows(tmp_path):
                        "{}", '{"clf_frame_size": 16}'])
     assert [r["variant"] for r in rows] == ["{}", '{"clf_frame_size": 16}']
     assert rows[0]["step_ratio"] == rows[0]["fed_step_ratio"] == 1.0
-    assert all(r["step_s"] > 0 and r["fed_step_s"] > 0 for r in rows)
+    assert all(r["step_s"] > 0 and r["fed_step_s"] > 0 and r["streamed_step_s"] > 0
+               for r in rows)
+    assert rows[0]["streamed_step_ratio"] == rows[0]["streamed_step_s"] / rows[0]["fed_step_s"]

@@ -94,6 +94,34 @@ def test_shuffled_training_sequence_is_a_function_of_the_seed(tmp_path):
                               record_filter=lambda serialized: tf.constant(False))
 
 
+def test_judge_training_cache_gives_the_streamed_batches(tmp_path, capsys):
+    """The B.3 judge's training clips, decoded once and kept in memory, give the batches that
+    reading the records every pass gives (same seed, same order, record filter applied, the
+    test preset's stride and resize acting); clips over the memory budget are streamed, said
+    on the console; an empty split is named."""
+    from amc_tf.training.data import holdout, make_classifier_dataset
+    config = FAMILY.config("test", num_classes=NUM_CLASSES, num_keypoints=NUM_KEYPOINTS)
+    pattern = fixtures.write_clips(str(tmp_path), 6, NUM_CLASSES, NUM_KEYPOINTS, seed=3)
+    keep = holdout("train", 0.3)
+    kept = sum(int(keep(r)) for r in features.records(pattern))
+    assert 0 < kept < 6 * NUM_CLASSES
+    args = dict(seed=7, record_filter=keep)
+    streamed = make_classifier_dataset(pattern, config, 4, **args)
+    cached = make_classifier_dataset(pattern, config, 4, cache_bytes=2 ** 30, **args)
+    steps = 3 * kept // 4 + 1                                   # into the 4th pass
+    for step, ((v1, y1), (v2, y2)) in enumerate(zip(streamed.take(steps), cached.take(steps))):
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy(), err_msg=step)
+        np.testing.assert_array_equal(v1.numpy(), v2.numpy(), err_msg=step)
+    assert v2.shape == (4, config.num_frames) + (config.judge_frame_size,) * 2 + (3,)
+    clip_bytes = config.num_frames * features.FRAME_SIZE ** 2 * features.CHANNELS
+    small = make_classifier_dataset(pattern, config, 4, cache_bytes=kept * clip_bytes - 1, **args)
+    assert f"the {kept} clips of {pattern}" in capsys.readouterr().out
+    np.testing.assert_array_equal(next(iter(small))[0].numpy(), next(iter(streamed))[0].numpy())
+    with pytest.raises(ValueError, match="no records to repeat in .*record filter keeps none"):
+        make_classifier_dataset(pattern, config, 4, cache_bytes=2 ** 30, seed=7,
+                                record_filter=lambda serialized: tf.constant(False))
+
+
 def test_request_appearance_is_the_clips_first_frame(setup):
     clips, expected = _model_inputs(setup)
     frame0 = clips[features.VIDEO][:, 0]                       # uint8 64 x 64, as a request

@@ -205,7 +205,7 @@ def _cluster(ports, index):
 # The gradient is the same for every active term, so the update still tests the all-reduce.
 # (CI read 5 % and 9 % gaps that no run here reproduced. The likely cause was the data: the
 # shuffled training sequence depended on how far Keras's peeking iterator had read ahead, see
-# amc_tf.data.features._shuffled_passes and tests/test_inputs.py; docs/measurements.md.)
+# amc_tf.data.features.shuffled_passes and tests/test_inputs.py; docs/measurements.md.)
 CONFIG = dict(batch_size=4, mismatch_mode="pairs", steps_per_epoch=STEPS_PER_EPOCH,
               rank_margin_da=10.0, rank_margin_dm=10.0)
 

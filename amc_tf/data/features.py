@@ -78,11 +78,13 @@ def parse_examples(serialized, num_keypoints, num_frames=NUM_FRAMES, frame_size=
 SHUFFLE_BUFFER = 1024
 
 
-def _shuffled_passes(records, seed, source):
-    """`records` repeated forever, each pass in an order of its own: every block of
-    SHUFFLE_BUFFER records of pass p sorted by keys drawn statelessly from (`seed`, p, index);
+def shuffled_passes(elements, seed, source, count=None):
+    """`elements` (serialized records, or of any structure) repeated forever, each pass
+    in an order of its own: every block of SHUFFLE_BUFFER elements of pass p sorted by keys
+    drawn statelessly from (`seed`, p, index);
     a random `seed` when None, drawn once here. Raises ValueError naming `source` when there is
-    no record (passes of nothing would be looked for forever).
+    no element (passes of nothing would be looked for forever); `count`, where the caller knows
+    it, spares reading one (which would discard a half-filled `cache()` of `elements`).
 
     Every iterator of the result yields the same sequence. `shuffle(reshuffle_each_iteration)`
     + `repeat()` would not: each pass draws its seeds from one generator the dataset's
@@ -94,22 +96,25 @@ def _shuffled_passes(records, seed, source):
     """
     import random
     import tensorflow as tf
-    if tf.executing_eagerly() and not any(True for _ in records.take(1)):
+    empty = (count == 0 if count is not None else
+             tf.executing_eagerly() and not any(True for _ in elements.take(1)))
+    if empty:
         raise ValueError(f"no records to repeat in {source} (an empty split, or the record "
                          f"filter keeps none)")
     base = random.SystemRandom().randrange(2 ** 31) if seed is None else int(seed)
 
     def one_pass(p):
-        def key(i, record):
+        def key(i, element):
             salt = tf.stack([tf.constant(base, tf.int64), p * 2 ** 32 + i])
             return tf.random.stateless_uniform([], salt, minval=None, maxval=None,
-                                               dtype=tf.int64), record
-        blocks = records.enumerate().map(key).batch(SHUFFLE_BUFFER)
-        return blocks.map(lambda keys, block: tf.gather(block, tf.argsort(keys))).unbatch()
+                                               dtype=tf.int64), element
+        blocks = elements.enumerate().map(key).batch(SHUFFLE_BUFFER)
+        return blocks.map(lambda keys, block: tf.nest.map_structure(
+            lambda part: tf.gather(part, tf.argsort(keys)), block)).unbatch()
     return tf.data.Dataset.counter().flat_map(one_pass)
 
 
-def _records(file_pattern):
+def records(file_pattern):
     """The serialized records of (GZIP or plain) TFRecord files, files in glob order."""
     import tensorflow as tf
     files = tf.io.gfile.glob(file_pattern)
@@ -129,7 +134,7 @@ def first_clips(file_pattern, num_keypoints, count):
     spec = {CLIP_ID: tf.io.FixedLenFeature([], tf.string)}
     kept = heapq.nsmallest(
         count, ((tf.io.parse_single_example(s, spec)[CLIP_ID].numpy(), s)
-                for s in _records(file_pattern)), key=lambda pair: pair[0])
+                for s in records(file_pattern)), key=lambda pair: pair[0])
     if not kept:
         raise ValueError(f"{file_pattern} holds no clip")
     return parse_examples(tf.stack([serialized for _, serialized in kept]), num_keypoints)
@@ -142,15 +147,15 @@ def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=T
     with `num_landmarks` (as in `parse_examples`); `record_filter(serialized) -> bool` keeps
     some records only (e.g. a validation hold-out)."""
     import tensorflow as tf
-    records = _records(file_pattern)
+    kept = records(file_pattern)
     if record_filter is not None:
-        records = records.filter(record_filter)
+        kept = kept.filter(record_filter)
     if shuffle and repeat:
-        ds = _shuffled_passes(records, seed, repr(file_pattern))
+        ds = shuffled_passes(kept, seed, repr(file_pattern))
     elif shuffle:
-        ds = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        ds = kept.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     else:
-        ds = records.repeat() if repeat else records
+        ds = kept.repeat() if repeat else kept
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(lambda s: parse_examples(s, num_keypoints, num_frames, frame_size,
                                          num_landmarks),

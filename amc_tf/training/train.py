@@ -14,7 +14,7 @@ from amc_tf.inference import VelocityBank
 from amc_tf.training import distribute
 from amc_tf.models.classifier import build_classifier
 from amc_tf.models.saving import CLASSIFIER_FILE, save_model
-from amc_tf.training.data import (TRAIN_PART, VALIDATION_PART, holdout,
+from amc_tf.training.data import (JUDGE_CACHE_BYTES, TRAIN_PART, VALIDATION_PART, holdout,
                                   make_classifier_dataset, make_model_dataset)
 from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
                                    write_config, write_json)
@@ -110,7 +110,8 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
         raise ValueError(f"no training clip in {train_pattern}: cannot train the classifier")
     # Appearance jitter: the judge must read motion, not the training subjects' clothes.
     train_ds = shard(make_classifier_dataset(train_pattern, config, batch, seed=seed,
-                                             record_filter=train_filter, augment=True))
+                                             record_filter=train_filter, augment=True,
+                                             cache_bytes=JUDGE_CACHE_BYTES))
     with strategy.scope():
         classifier = build_classifier(config)
         classifier.build()
