@@ -535,6 +535,29 @@ def test_classifier_takes_only_prepared_videos():
             clf(tf.zeros(shape))
 
 
+@pytest.mark.parametrize("family", ["amc-gan", "imaginator", "twostreamvan", "g3an"])
+def test_every_family_config_refuses_a_bad_judge_field(family):
+    """The judge's fields are checked when any family's config is made (FamilyConfig.validate),
+    each error naming its field; a stride list one short is an error, not a shorter judge."""
+    from amc_tf.models import get_family
+    c = get_family(family).config("test", num_classes=3, num_keypoints=9)
+    bad = {"clf_strides": ((2, 2, 2, 4)[:len(c.clf_filters) - 1], "one stride per conv3d"),
+           "clf_filters": (c.clf_filters + (8,), "one stride per conv3d"),
+           "clf_dropout": (1.0, "clf_dropout must be in"),
+           "clf_learning_rate": (0.0, "clf_learning_rate must be > 0"),
+           "clf_batch_size": (0, "clf_batch_size must be >= 1"),
+           "clf_fc_units": (0, "clf_fc_units must be >= 1"),
+           "clf_frame_size": (0, "clf_frame_size must be None"),
+           "clf_weight_ema": (1.0, "clf_weight_ema must be 0")}
+    for field, (value, message) in bad.items():
+        with pytest.raises(ValueError, match=message):
+            c.replace(**{field: value})
+    for stride in ((2, 2), (2,), 0, (1, 2, 0)):
+        with pytest.raises(ValueError, match="each of clf_strides"):
+            c.replace(clf_strides=(stride,) + tuple(c.clf_strides[1:]))
+    assert c.replace(clf_strides=((2, 4, 4),) + tuple(c.clf_strides[1:]), clf_weight_ema=0.99)
+
+
 def test_judge_at_its_own_frame_size_sees_larger_videos_area_downscaled():
     """A 32x32 judge (the cpu one of the 32x32 families, clf_frame_size) reads 64x64 videos as
     inputs.resize_frames would prepare them (area), in one place, the classifier."""

@@ -54,6 +54,30 @@ class FamilyConfig:
     clf_weight_ema: float = 0.0
 
     def validate(self):
+        """The judge's fields (every family's `validate` calls this first): a bad value is named
+        when the config is made, not after preprocessing, and the classifier never pairs
+        filters and strides silently short."""
+        if len(self.clf_strides) != len(self.clf_filters):
+            raise ValueError(f"clf_strides needs one stride per conv3d of clf_filters "
+                             f"({len(self.clf_filters)}), got {len(self.clf_strides)}")
+        for stride in self.clf_strides:
+            parts = stride if isinstance(stride, tuple) else (stride,) * 3
+            if len(parts) != 3 or not all(isinstance(x, int) and x >= 1 for x in parts):
+                raise ValueError(f"each of clf_strides must be an int >= 1 or a (time, height, "
+                                 f"width) triple of them, got {stride!r}")
+        for field in ("clf_fc_units", "clf_batch_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if not 0.0 <= self.clf_dropout < 1.0:
+            raise ValueError(f"clf_dropout must be in [0, 1), got {self.clf_dropout}")
+        if not self.clf_learning_rate > 0:
+            raise ValueError(f"clf_learning_rate must be > 0, got {self.clf_learning_rate}")
+        if self.clf_frame_size is not None and self.clf_frame_size < 1:
+            raise ValueError(f"clf_frame_size must be None (the model's) or >= 1, got "
+                             f"{self.clf_frame_size}")
+        if not 0.0 <= self.clf_weight_ema < 1.0:
+            raise ValueError(f"clf_weight_ema must be 0 (off) or a momentum in (0, 1), got "
+                             f"{self.clf_weight_ema}")
         return self
 
     @property

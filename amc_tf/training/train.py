@@ -83,7 +83,8 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     """Trains the 3D-CNN motion classifier on real clips; saves `out_dir/classifier.keras`.
 
     ~10 % of the training clips (whole source clips, `data.holdout`) validate every epoch and the
-    best epoch's weights are kept (§4.1); the learning rate decays along a cosine. Returns
+    best epoch's weights are kept (§4.1); the learning rate decays along a cosine; the training
+    clips are parsed once and kept in memory when they fit `data.JUDGE_CACHE_BYTES`. Returns
     (classifier, {"accuracy", "loss", "eval_clips", "validation_accuracy", "best_step"}) with
     accuracy and loss on the real eval clips (None when the eval split is empty: said on the
     console).
@@ -91,9 +92,7 @@ def train_classifier(config, train_pattern, eval_pattern, out_dir, steps, strate
     Under MultiWorkerMirroredStrategy every worker calls this with the same arguments (fit and
     evaluate run on all of them, each on its share of the global batch); only the chief writes.
     """
-    ema = float(getattr(config, "clf_weight_ema", 0.0))
-    if not 0.0 <= ema < 1.0:
-        raise ValueError(f"clf_weight_ema must be 0 (off) or a momentum in (0, 1), got {ema}")
+    ema = float(getattr(config, "clf_weight_ema", 0.0))     # in [0, 1): FamilyConfig.validate
     strategy = strategy or tf.distribute.get_strategy()
     multi_worker = distribute.is_multi_worker(strategy)
     # Every worker shards the same sequence of batches (DATA sharding needs one shuffle seed).

@@ -211,6 +211,7 @@ class AMCConfig(FamilyConfig):
         return latent_size(self.frame_size, self.g_full_resolution_filters, self.g_poolings)
 
     def validate(self):
+        super().validate()
         if self.g_lstm_filters != self.g_encoder_filters[-1]:
             raise ValueError("the generator convLSTM state is initialised from φ(y_a): "
                              "g_lstm_filters must equal g_encoder_filters[-1]")

@@ -135,6 +135,7 @@ class G3anConfig(FamilyConfig):
         return self.block_sizes(motion_steps)[-1][0]
 
     def validate(self):
+        super().validate()
         n = self.num_blocks
         for field in ("g_spatial_kernels", "g_spatial_strides", "g_temporal_kernels",
                       "g_temporal_strides"):

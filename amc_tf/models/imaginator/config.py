@@ -94,6 +94,7 @@ class ImaginatorConfig(FamilyConfig):
         return self.num_frames // 2 ** self.levels
 
     def validate(self):
+        super().validate()
         n = self.levels
         for field in ("g_block_filters", "g_temporal_filters", "dv_filters", "di_filters"):
             if len(getattr(self, field)) != n:

@@ -131,6 +131,7 @@ class TwoStreamVANConfig(FamilyConfig):
         return self.schedule_steps or self.train_steps
 
     def validate(self):
+        super().validate()
         n = self.levels
         if self.frame_size != BASE_SIZE * 2 ** n or n < 1:
             raise ValueError(f"frame_size must be 8 * 2**levels (16, 32, 64, ...), got "
