@@ -114,14 +114,16 @@ def shuffled_passes(elements, seed, source, count=None):
     return tf.data.Dataset.counter().flat_map(one_pass)
 
 
-def records(file_pattern):
-    """The serialized records of (GZIP or plain) TFRecord files, files in glob order."""
+def records(file_pattern, record_filter=None):
+    """The serialized records of (GZIP or plain) TFRecord files, files in glob order; those
+    `record_filter(serialized) -> bool` keeps where given."""
     import tensorflow as tf
     files = tf.io.gfile.glob(file_pattern)
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
     compression = "GZIP" if files[0].endswith(".gz") else None
-    return tf.data.TFRecordDataset(files, compression_type=compression)
+    ds = tf.data.TFRecordDataset(files, compression_type=compression)
+    return ds if record_filter is None else ds.filter(record_filter)
 
 
 def first_clips(file_pattern, num_keypoints, count):
@@ -147,9 +149,7 @@ def make_dataset(file_pattern, num_keypoints, batch_size, shuffle=True, repeat=T
     with `num_landmarks` (as in `parse_examples`); `record_filter(serialized) -> bool` keeps
     some records only (e.g. a validation hold-out)."""
     import tensorflow as tf
-    kept = records(file_pattern)
-    if record_filter is not None:
-        kept = kept.filter(record_filter)
+    kept = records(file_pattern, record_filter)
     if shuffle and repeat:
         ds = shuffled_passes(kept, seed, repr(file_pattern))
     elif shuffle:

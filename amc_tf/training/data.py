@@ -96,9 +96,7 @@ def _cached_clip_batches(file_pattern, config, batch_size, drop_remainder, seed,
     """Batches of (uint8 `inputs.strided_frames`, motion_class) from clips parsed once and
     cached in memory, in `features.shuffled_passes` order; None when the clips would take
     more than `cache_bytes` (one read of the records counts them)."""
-    kept = features.records(file_pattern)
-    if record_filter is not None:
-        kept = kept.filter(record_filter)
+    kept = features.records(file_pattern, record_filter)
     count = int(kept.reduce(0, lambda n, _: n + 1))
     frames = len(range(0, features.NUM_FRAMES, config.frame_stride))
     needed = count * frames * features.FRAME_SIZE ** 2 * features.CHANNELS
