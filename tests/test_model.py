@@ -74,7 +74,7 @@ NETWORKS = {
                      leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
                      full_resolution_output="subpixel", appearance_mask=True,
                      appearance_warp=1.5, mask_upsample="bilinear", poolings=2,
-                     motion_displacement=True),
+                     motion_displacement=True, appearance_palette=3),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
@@ -679,9 +679,10 @@ def test_cpu_preset_makes_64x64_frames_from_its_networks():
     # and flow one value per 32x32 position, upsampled.
     assert [s.shape[1:] for s in skips] == [(8, 8, 64), (16, 16, 48), (32, 32, 32)]
     assert g.full_resolution_conv.kernel.shape == (3, 3, 3, 16)
-    assert g.output_conv.kernel.shape == (3, 3, 16, 12) and g.mask_conv.kernel.shape[-1] == 1
+    # ... of y_a's 8 palette colours (g_appearance_palette).
+    assert g.palette_select.kernel.shape == (3, 3, 16, 4 * 8) and g.mask_conv.kernel.shape[-1] == 1
     assert g.flow_conv.kernel.shape[-1] == 2 and g.mask_upsample == "bilinear"
-    gated = build_generator(c.replace(g_full_resolution_output="gate"))
+    gated = build_generator(c.replace(g_full_resolution_output="gate", g_appearance_palette=0))
     _, skips = gated.encode(batch["video"][:, 0])
     assert skips[-1].shape[1:] == (64, 64, 16)
     da = build_appearance_discriminator(c)
@@ -892,7 +893,39 @@ def test_two_poolings_run_the_convlstm_on_a_grid_twice_as_fine():
         c.replace(frame_size=40, g_poolings=3).validate()
     c.replace(frame_size=40, g_poolings=2, g_full_resolution_filters=0,
               g_full_resolution_output="gate", g_appearance_mask=False,
-              g_appearance_warp=0.0).validate()
+              g_appearance_warp=0.0, g_appearance_palette=0).validate()
+
+
+def test_appearance_palette_draws_the_frames_from_y_a_colours():
+    """g_appearance_palette: x̂ is a per-pixel softmax mixture of K colours, each a spatial
+    softmax average of y_a's pixels, so a one-colour y_a gives frames of exactly its colour,
+    and a two-colour y_a frames whose every pixel lies between its two colours."""
+    c = get_preset("cpu", 4, 9).replace(g_appearance_palette=5, g_appearance_mask=False,
+                                        g_appearance_warp=0.0)
+    g = build_generator(c)
+    batch = random_model_batch(c, 2)
+    conditions = conditions_of(batch)
+    colour = np.array([0.3, -0.6, 0.9], "float32")
+    conditions["appearance"] = tf.constant(np.broadcast_to(colour, (2, 64, 64, 3)))
+    frames = g(conditions).numpy()
+    assert frames.shape == (2, 15, 64, 64, 3)
+    np.testing.assert_allclose(frames, np.broadcast_to(colour, frames.shape), atol=1e-5)
+    red, blue = np.array([1.0, -1.0, -1.0], "float32"), np.array([-1.0, -1.0, 1.0], "float32")
+    two = np.broadcast_to(red, (2, 64, 64, 3)).copy()
+    two[:, :, 32:] = blue
+    conditions["appearance"] = tf.constant(two)
+    frames = g(conditions).numpy()
+    np.testing.assert_allclose(frames[..., 1], -1.0, atol=1e-5)        # green in neither
+    np.testing.assert_allclose(frames[..., 0] + frames[..., 2], 0.0, atol=1e-5)
+    assert g.palette_select.kernel.shape == (3, 3, 16, 4 * 5) and not hasattr(g, "output_conv")
+    assert g.palette_attention.kernel.shape == (1, 1, 32, 5)       # conv2's 32x32 features
+    # The preset's mask and warp compose y_a's pixels with the palette's frames.
+    assert get_preset("cpu").g_appearance_palette == 8
+    assert build_generator(get_preset("cpu"))(conditions).shape == (2, 15, 64, 64, 3)
+    with pytest.raises(ValueError, match="g_appearance_palette .* needs g_full_resolution_output"):
+        c.replace(g_full_resolution_output="gate")
+    with pytest.raises(ValueError, match="g_appearance_palette .-1. must be >= 0"):
+        c.replace(g_appearance_palette=-1)
 
 
 def test_motion_displacement_adds_the_running_sum_of_the_velocities():

@@ -5,8 +5,9 @@ import types
 import keras
 from keras import ops
 
-from amc_tf.models.amc_gan.config import (check_appearance_warp, check_full_resolution,
-                                          check_mask_upsample, latent_size)
+from amc_tf.models.amc_gan.config import (check_appearance_palette, check_appearance_warp,
+                                          check_full_resolution, check_mask_upsample,
+                                          latent_size)
 from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
                                    unfold_time)
 from amc_tf.models.convlstm import ConvLSTMCell
@@ -107,6 +108,14 @@ class Generator(Network):
             tanh): within a 2x2 block the pixels then cannot disagree, so no block-sized
             stipple where y_a's limbs moved away (docs/amc_gan.md); the sigmoid after the
             upsampling still lets an edge fall between two H/2 positions.
+        appearance_palette: not in the paper; 0, or with the "subpixel" output the number K of
+            colours x̂ is drawn from: c_k = Σ_q a_k(q)·y_a(q) over y_a's H/2 pixels (y_a
+            average-pooled), a_k a spatial softmax of conv1x1(K) of the encoder's H/2
+            features (conv2's output), and x̂(p) = Σ_k π_k(p)·c_k with π a per-pixel softmax
+            of depth_to_space(conv2d(4K)) of the decoder's last features, in place of
+            tanh(depth_to_space(conv2d(12))). A limb x̂ draws where y_a's never was then
+            takes a colour of y_a (its sleeve) instead of one the decoder must carry through
+            the convLSTM: the issue's "clothing keeps y_a's colours" (docs/amc_gan.md).
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
     (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
@@ -122,7 +131,7 @@ class Generator(Network):
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
                  full_resolution_filters=0, full_resolution_output="gate",
                  appearance_mask=False, appearance_warp=0.0, mask_upsample="subpixel",
-                 poolings=3, motion_displacement=False, **kwargs):
+                 poolings=3, motion_displacement=False, appearance_palette=0, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
@@ -147,6 +156,9 @@ class Generator(Network):
         check_appearance_warp(self.appearance_warp, self.appearance_mask)
         check_mask_upsample(mask_upsample)
         self.mask_upsample = mask_upsample
+        self.appearance_palette = int(appearance_palette)
+        check_appearance_palette(self.appearance_palette,
+                                 full_resolution_output if full_resolution_filters else None)
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
         norm = lambda name: batch_norm(sync_batchnorm, name)
         # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
@@ -163,7 +175,12 @@ class Generator(Network):
         self.decoder_norms = [norm(f"dec_bn{i + 1}") for i in range(4)]
         # With sub-pixel output each position's conv2d gives its 2x2 block's pixels.
         block = 4 if self.subpixel_output else 1
-        self.output_conv = conv(3 * block, "dec_out")
+        if self.appearance_palette:
+            self.palette_attention = keras.layers.Conv2D(self.appearance_palette, 1,
+                                                         name="palette_attention")
+            self.palette_select = conv(self.appearance_palette * block, "dec_palette")
+        else:
+            self.output_conv = conv(3 * block, "dec_out")
         field_block = 1 if self.upsampled_fields else block
         if self.appearance_mask:
             self.mask_conv = conv(field_block, "dec_mask")
@@ -194,7 +211,8 @@ class Generator(Network):
                 "full_resolution_output": self.full_resolution_output,
                 "appearance_mask": self.appearance_mask,
                 "appearance_warp": self.appearance_warp, "mask_upsample": self.mask_upsample,
-                "poolings": self.poolings, "motion_displacement": self.motion_displacement}
+                "poolings": self.poolings, "motion_displacement": self.motion_displacement,
+                "appearance_palette": self.appearance_palette}
 
     @classmethod
     def from_config(cls, config):
@@ -289,6 +307,25 @@ class Generator(Network):
             flow = self.appearance_warp * ops.tanh(to_field(self.flow_conv(x)))
         return m, flow
 
+    def palette_colours(self, appearance, features):
+        """The palette c (batch, K, 3): for each k, y_a's H/2 pixels averaged under a spatial
+        softmax of conv1x1(K) of the encoder's H/2 features (batch, H/2, H/2, C)."""
+        logits = self.palette_attention(features)
+        positions = features.shape[1] * features.shape[2]
+        weights = ops.softmax(ops.reshape(logits, (-1, positions, self.appearance_palette)),
+                              axis=1)
+        colours = ops.reshape(self.pool(appearance), (-1, positions, 3))
+        return ops.einsum("bpk,bpc->bkc", weights, colours)
+
+    def draw_frames(self, x, appearance, skips, batch_time):
+        """x̂ (batch, T-1, H, W, 3) from the decoder's last features x (batch * (T-1), ...):
+        tanh of the output conv, or a per-pixel mixture of y_a's palette."""
+        if not self.appearance_palette:
+            return unfold_time(ops.tanh(self.to_frame(self.output_conv(x))), batch_time)
+        choice = ops.softmax(self.to_frame(self.palette_select(x)), axis=-1)
+        colours = self.palette_colours(appearance, skips[2])
+        return ops.einsum("btijk,bkc->btijc", unfold_time(choice, batch_time), colours)
+
     def call(self, inputs, training=False):
         appearance = ops.cast(inputs["appearance"], self.compute_dtype)
         velocity = ops.cast(inputs["velocity"], self.compute_dtype)
@@ -325,7 +362,7 @@ class Generator(Network):
         if self.full_resolution_gated:
             s = ops.sigmoid(self.lrelu(self.full_resolution_gate(x)))
             x = self.gate(self.upsample(s), self.upsample(x), skips[3])
-        frames = unfold_time(ops.tanh(self.to_frame(self.output_conv(x))), batch_time)
+        frames = self.draw_frames(x, appearance, skips, batch_time)
         if self.appearance_mask:
             m, flow = self.appearance_fields(x)
             source = appearance[:, None]
@@ -349,4 +386,5 @@ def build_generator(config, **kwargs):
         full_resolution_output=config.g_full_resolution_output,
         appearance_mask=config.g_appearance_mask, appearance_warp=config.g_appearance_warp,
         mask_upsample=config.g_mask_upsample, poolings=config.g_poolings,
-        motion_displacement=config.g_motion_displacement, **kwargs)
+        motion_displacement=config.g_motion_displacement,
+        appearance_palette=config.g_appearance_palette, **kwargs)
