@@ -65,10 +65,12 @@ def check_appearance_warp(warp, mask, prefix=""):
                          "the mask")
 
 
-def check_appearance_palette(palette, output, prefix=""):
+def check_appearance_palette(palette, full_resolution_filters, output, prefix=""):
     """The palette's colours are chosen per pixel in sub-pixel blocks of the decoder's H/2
-    features, from y_a's colours found at H/2 (Generator's appearance_palette)."""
-    if palette < 0 or (palette and output != "subpixel"):
+    features, from y_a's colours found at H/2 (Generator's appearance_palette): it needs the
+    full-resolution level with the "subpixel" output."""
+    subpixel = bool(full_resolution_filters) and output == "subpixel"
+    if palette < 0 or (palette and not subpixel):
         raise ValueError(f"{prefix}appearance_palette ({palette}) must be >= 0 and needs "
                          f"{prefix}full_resolution_output 'subpixel': its colours are chosen "
                          "per pixel from the decoder's H/2 features")
@@ -239,8 +241,8 @@ class AMCConfig(FamilyConfig):
                               self.g_poolings, prefix="g_")
         check_appearance_warp(self.g_appearance_warp, self.g_appearance_mask, prefix="g_")
         check_mask_upsample(self.g_mask_upsample, prefix="g_")
-        check_appearance_palette(self.g_appearance_palette, self.g_full_resolution_output
-                                 if self.g_full_resolution_filters else None, prefix="g_")
+        check_appearance_palette(self.g_appearance_palette, self.g_full_resolution_filters,
+                                 self.g_full_resolution_output, prefix="g_")
         if self.gram not in GRAM_KINDS:
             raise ValueError(f"unknown gram {self.gram!r}; choose from {GRAM_KINDS}")
         if self.mismatch_mode not in ("random", "pairs"):

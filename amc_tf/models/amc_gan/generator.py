@@ -157,8 +157,8 @@ class Generator(Network):
         check_mask_upsample(mask_upsample)
         self.mask_upsample = mask_upsample
         self.appearance_palette = int(appearance_palette)
-        check_appearance_palette(self.appearance_palette,
-                                 full_resolution_output if full_resolution_filters else None)
+        check_appearance_palette(self.appearance_palette, full_resolution_filters,
+                                 full_resolution_output)
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
         norm = lambda name: batch_norm(sync_batchnorm, name)
         # Encoder: conv2d(32) - lrelu - [conv2d - BN - lrelu - pool] x3 - conv2d - BN - lrelu.
@@ -317,13 +317,14 @@ class Generator(Network):
         colours = ops.reshape(self.pool(appearance), (-1, positions, 3))
         return ops.einsum("bpk,bpc->bkc", weights, colours)
 
-    def draw_frames(self, x, appearance, skips, batch_time):
+    def draw_frames(self, x, appearance, appearance_features, batch_time):
         """x̂ (batch, T-1, H, W, 3) from the decoder's last features x (batch * (T-1), ...):
-        tanh of the output conv, or a per-pixel mixture of y_a's palette."""
+        tanh of the output conv, or a per-pixel mixture of y_a's palette, whose colours
+        `palette_colours` finds from the encoder's H/2 features of y_a."""
         if not self.appearance_palette:
             return unfold_time(ops.tanh(self.to_frame(self.output_conv(x))), batch_time)
         choice = ops.softmax(self.to_frame(self.palette_select(x)), axis=-1)
-        colours = self.palette_colours(appearance, skips[2])
+        colours = self.palette_colours(appearance, appearance_features)
         return ops.einsum("btijk,bkc->btijc", unfold_time(choice, batch_time), colours)
 
     def call(self, inputs, training=False):
@@ -362,7 +363,8 @@ class Generator(Network):
         if self.full_resolution_gated:
             s = ops.sigmoid(self.lrelu(self.full_resolution_gate(x)))
             x = self.gate(self.upsample(s), self.upsample(x), skips[3])
-        frames = self.draw_frames(x, appearance, skips, batch_time)
+        # skips[2] is conv2's output, at H/2 with the full-resolution level.
+        frames = self.draw_frames(x, appearance, skips[2], batch_time)
         if self.appearance_mask:
             m, flow = self.appearance_fields(x)
             source = appearance[:, None]
