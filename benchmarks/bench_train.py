@@ -248,8 +248,13 @@ class PhaseMemory:
         except OSError:
             start = None
         yield
-        peak = self._status_gib("VmHWM") if start is not None else \
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        if start is not None:
+            # The kernel syncs per-thread RSS counters into VmHWM lazily (in batches of
+            # pages), so VmHWM can read a few MiB below the VmRSS seen at the phase's start or
+            # end; the phase's peak is at least both.
+            peak = max(self._status_gib("VmHWM"), self._status_gib("VmRSS"), start)
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
         self.phases[name] = {"start_gib": None if start is None else round(start, 2),
                              "peak_gib": round(peak, 2)}
 

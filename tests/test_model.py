@@ -74,7 +74,7 @@ NETWORKS = {
                      leaky_relu_slope=0.1, sync_batchnorm=False, full_resolution_filters=2,
                      full_resolution_output="subpixel", appearance_mask=True,
                      appearance_warp=1.5, mask_upsample="bilinear", poolings=2,
-                     motion_displacement=True, appearance_palette=3),
+                     motion_displacement=True, appearance_palette=3, gates_at_latent=True),
                 lambda out: out.shape == (1, 7, 32, 32, 3)),
     AppearanceDiscriminator: (
         dict(num_frames=8, frame_size=32, frame_filters=(2, 4, 4), deconv_filters=4,
@@ -926,6 +926,26 @@ def test_appearance_palette_draws_the_frames_from_y_a_colours():
         c.replace(g_full_resolution_output="gate")
     with pytest.raises(ValueError, match="g_appearance_palette .-1. must be >= 0"):
         c.replace(g_appearance_palette=-1)
+
+
+def test_gates_at_latent_run_conv11_13_at_the_convlstm_size():
+    """g_gates_at_latent: Conv11-13 see h_t at the convLSTM's size (8x8 at the cpu preset, not
+    8/16/32), with the same kernels; the gates are upsampled after them, so the frames keep
+    their size and G's weights their shapes."""
+    c = get_preset("cpu", 4, 9)
+    batch = conditions_of(random_model_batch(c, 2))
+    seen = {}
+    for at_latent in (False, True):
+        g = build_generator(c.replace(g_gates_at_latent=at_latent))
+        g(batch)                                             # built: the next call is the one seen
+        sizes = []
+        for conv in g.gate_convs:
+            original = conv.call
+            conv.call = lambda x, original=original: (sizes.append(x.shape[1]), original(x))[1]
+        assert g(batch).shape == (2, 15, 64, 64, 3)
+        seen[at_latent] = (sizes, [w.shape for w in g.weights])
+    assert seen[False][0] == [8, 16, 32] and seen[True][0] == [8, 8, 8]
+    assert seen[False][1] == seen[True][1]
 
 
 def test_motion_displacement_adds_the_running_sum_of_the_velocities():

@@ -79,7 +79,9 @@ def _gesture_angles(name, u, ramp):
         th = held(60 + 35 * _s(2 * u), 60 + 35 * _s(2 * u))
         return th, th
     if name == "beckon_one_arm":
-        return held(90, 95 + 75 * _h(2 * u)), rest
+        # Upper arm held at 65, not 90: wave_one_arm has the same forearm cycle, and with
+        # amplitude jitter a 90 upper arm came within ~1.5 px (64x64) of wave's 125.
+        return held(65, 95 + 75 * _h(2 * u)), rest
     if name == "pump_both_forearms":
         a = held(40, 95 + 45 * _s(2 * u))
         return a, a

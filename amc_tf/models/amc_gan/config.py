@@ -146,6 +146,9 @@ class AMCConfig(FamilyConfig):
     # Not in the paper (0: off): G's own frames x̂ are drawn from this many colours taken from
     # y_a, each pixel a softmax mixture of them (Generator's appearance_palette).
     g_appearance_palette: int = 0
+    # Not in the paper: Conv11-13 at the convLSTM's size, their output upsampled (Generator's
+    # gates_at_latent).
+    g_gates_at_latent: bool = False
     kernel_size: int = 3
     # Appearance discriminator (appendix A.2).
     da_frame_filters: Tuple[int, ...] = (64, 128, 256)              # conv2d(k,2), 4x4
@@ -296,6 +299,9 @@ def _cpu(num_classes, num_keypoints):
         # of feathered; SSIM / PSNR 0.855 / 24.74 -> 0.897 / 26.39 in the seed-0 demo
         # (docs/amc_gan.md, "y_a's palette").
         g_appearance_palette=8,
+        # Conv11-13 at the convLSTM's 8x8: warm-up step 0.79x, Algorithm 1 step 0.80x
+        # (benchmarks/bench_step_variants.py, docs/amc_gan.md).
+        g_gates_at_latent=True,
         da_frame_filters=(16, 32, 64), da_deconv_filters=64, da_head_filters=(64, 128),
         da_fc_units=32,
         dm_frame_filters=(16, 32, 64), dm_lstm_filters=64, dm_head_filters=32,

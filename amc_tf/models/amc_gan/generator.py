@@ -116,6 +116,12 @@ class Generator(Network):
             tanh(depth_to_space(conv2d(12))). A limb x̂ draws where y_a's never was then
             takes a colour of y_a (its sleeve) instead of one the decoder must carry through
             the convLSTM: the issue's "clothing keeps y_a's colours" (docs/amc_gan.md).
+        gates_at_latent: not in the paper; Conv11-13 (each gate's conv2d - lrelu) run on h_t
+            at the convLSTM's own size and their output is upsampled before the sigmoid,
+            instead of A.1's conv2d of h_t upsampled 2^i. h_t upsampled bilinearly carries
+            nothing a 3x3 kernel at the finer size can see that one at h_t's size cannot, and
+            at the cpu preset Conv13 at H/2 was the decoder's costliest convolution
+            (docs/amc_gan.md, "The gates at the convLSTM's size").
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
     (batch,), NO_LABEL for none; velocity float32 (batch, T-1, 2k); noise float32 (batch, p).
@@ -131,7 +137,8 @@ class Generator(Network):
                  encoder_filters, decoder_filters, kernel_size, leaky_relu_slope, sync_batchnorm,
                  full_resolution_filters=0, full_resolution_output="gate",
                  appearance_mask=False, appearance_warp=0.0, mask_upsample="subpixel",
-                 poolings=3, motion_displacement=False, appearance_palette=0, **kwargs):
+                 poolings=3, motion_displacement=False, appearance_palette=0,
+                 gates_at_latent=False, **kwargs):
         super().__init__(**kwargs)
         if len(encoder_filters) != 5 or len(decoder_filters) != 4:
             raise ValueError("A.1 has 5 encoder and 4 decoder convolutions")
@@ -157,6 +164,7 @@ class Generator(Network):
         check_mask_upsample(mask_upsample)
         self.mask_upsample = mask_upsample
         self.appearance_palette = int(appearance_palette)
+        self.gates_at_latent = bool(gates_at_latent)
         check_appearance_palette(self.appearance_palette, full_resolution_filters,
                                  full_resolution_output)
         conv = lambda f, name: keras.layers.Conv2D(f, kernel_size, padding="same", name=name)
@@ -212,7 +220,8 @@ class Generator(Network):
                 "appearance_mask": self.appearance_mask,
                 "appearance_warp": self.appearance_warp, "mask_upsample": self.mask_upsample,
                 "poolings": self.poolings, "motion_displacement": self.motion_displacement,
-                "appearance_palette": self.appearance_palette}
+                "appearance_palette": self.appearance_palette,
+                "gates_at_latent": self.gates_at_latent}
 
     @classmethod
     def from_config(cls, config):
@@ -357,7 +366,10 @@ class Generator(Network):
             x = self.lrelu(self.decoder_norms[i](self.decoder_convs[i](x), training=training))
             u = self.upsample(x) if self.stage_upsamples[i] else x
             # Conv1{1,2,3}: the gate from the convLSTM output.
-            s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
+            if self.gates_at_latent:
+                s = ops.sigmoid(self.gate_upsample[i](self.lrelu(self.gate_convs[i](h))))
+            else:
+                s = ops.sigmoid(self.lrelu(self.gate_convs[i](self.gate_upsample[i](h))))
             x = self.gate(s, u, skips[i])
         x = self.lrelu(self.decoder_norms[3](self.decoder_convs[3](x), training=training))
         if self.full_resolution_gated:
@@ -389,4 +401,5 @@ def build_generator(config, **kwargs):
         appearance_mask=config.g_appearance_mask, appearance_warp=config.g_appearance_warp,
         mask_upsample=config.g_mask_upsample, poolings=config.g_poolings,
         motion_displacement=config.g_motion_displacement,
-        appearance_palette=config.g_appearance_palette, **kwargs)
+        appearance_palette=config.g_appearance_palette,
+        gates_at_latent=getattr(config, "g_gates_at_latent", False), **kwargs)
