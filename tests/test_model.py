@@ -122,6 +122,10 @@ def test_builders_read_only_their_fields_and_old_files_still_load():
     for network, build in ((Generator, build_generator), (MotionClassifier, build_classifier)):
         old = {"name": "old", "trainable": True, "dtype": "float32", "config": c.to_dict()}
         assert network.from_config(old).get_config() == build(c, name="old").get_config()
+    # ... saved before a field existed: it takes its default.
+    before = {k: v for k, v in get_preset("cpu").to_dict().items() if k != "g_gates_at_latent"}
+    old = {"name": "old", "trainable": True, "dtype": "float32", "config": before}
+    assert Generator.from_config(old).gates_at_latent is False
 
 
 # ---------------------------------------------------------------------- paper tensor sizes

@@ -1,11 +1,10 @@
 """The generator G (appendix A.1, Figure A)."""
 
-import types
-
 import keras
 from keras import ops
 
-from amc_tf.models.amc_gan.config import (check_appearance_palette, check_appearance_warp,
+from amc_tf.models.amc_gan.config import (AMCConfig, check_appearance_palette,
+                                          check_appearance_warp,
                                           check_full_resolution, check_mask_upsample,
                                           latent_size)
 from amc_tf.models.common import (Network, batch_norm, fold_time, leaky_relu, tile_spatial,
@@ -118,9 +117,9 @@ class Generator(Network):
             the convLSTM: the issue's "clothing keeps y_a's colours" (docs/amc_gan.md).
         gates_at_latent: not in the paper; Conv11-13 (each gate's conv2d - lrelu) run on h_t
             at the convLSTM's own size and their output is upsampled before the sigmoid,
-            instead of A.1's conv2d of h_t upsampled 2^i. h_t upsampled bilinearly carries
-            nothing a 3x3 kernel at the finer size can see that one at h_t's size cannot, and
-            at the cpu preset Conv13 at H/2 was the decoder's costliest convolution
+            instead of A.1's conv2d of h_t upsampled 2^i. h_t upsampled bilinearly has no
+            detail finer than its own grid, and at the cpu preset Conv13 at H/2 was the
+            decoder's costliest convolution
             (docs/amc_gan.md, "The gates at the convLSTM's size").
 
     Inputs (a dict): appearance float32 (batch, H, W, 3) in [-1, 1]; motion_class int32
@@ -227,8 +226,9 @@ class Generator(Network):
     def from_config(cls, config):
         # A file saved when the generator took the whole AMCConfig. Its Table 4 ablation flags
         # are not the generator's any more: whoever generates applies them (generator_inputs).
+        # Fields added since take their defaults (the generator the file was trained as).
         if "config" in config:
-            return build_generator(types.SimpleNamespace(**config["config"]),
+            return build_generator(AMCConfig.from_dict(config["config"]),
                                    name=config.get("name"))
         return super().from_config(config)
 
@@ -402,4 +402,4 @@ def build_generator(config, **kwargs):
         mask_upsample=config.g_mask_upsample, poolings=config.g_poolings,
         motion_displacement=config.g_motion_displacement,
         appearance_palette=config.g_appearance_palette,
-        gates_at_latent=getattr(config, "g_gates_at_latent", False), **kwargs)
+        gates_at_latent=config.g_gates_at_latent, **kwargs)
