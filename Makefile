@@ -14,8 +14,8 @@ setup:
 demo: setup
 	$(VENV)/bin/amc-tf demo
 
-# CI sets CI=true, which also runs tests marked `slow` (see tests/conftest.py). One pytest
-# process per test file (scripts/test.sh says why).
+# CI sets CI=true, which also runs tests marked `slow` (see tests/conftest.py). Two lanes of a
+# few pytest processes (scripts/test.sh and docs/testing.md say why).
 test: setup
 	bash scripts/test.sh
 

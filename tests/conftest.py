@@ -1,9 +1,18 @@
-"""Shared pytest setup: `slow` tests run in CI (CI=true) or with --runslow."""
+"""Shared pytest setup: `slow` tests run in CI (CI=true) or with --runslow; one process runs many
+test files (scripts/test.sh), so each file's end gives its memory back; the memory each test
+leaves behind is logged where AMC_TEST_MEMORY_LOG names a file (docs/testing.md)."""
+import ctypes
+import gc
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # As amc_tf/__init__.py sets it, before any test file imports TensorFlow first.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# oneDNN's own CPU allocator is a pool that keeps its high-water mark until the process exits
+# (7.7 GiB after one paper-natops step, docs/testing.md); the system allocator gives it back.
+# Tests only: the pool is ~10 % faster per paper-size step, which the product keeps.
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
 import pytest
 
@@ -19,3 +28,43 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+def _rss_mib():
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["VmRSS"].split()[0]) >> 10, int(fields["VmHWM"].split()[0]) >> 10
+
+
+def _release_memory():
+    """What a finished test file leaves: the traced graphs that TF's gradient registry holds,
+    Keras's global state, unreachable models and graphs (reference cycles), and the C heap's
+    free pages (glibc keeps them otherwise)."""
+    if "tensorflow" in sys.modules:
+        # tf.custom_gradient (common.leaky_relu) registers a gradient function per call while
+        # tracing, named CustomGradient-<uid>; the registry keeps it, and with it the whole
+        # traced graph, until the process exits (docs/testing.md). A finished file's graphs are
+        # never differentiated again.
+        from tensorflow.python.framework import ops as tf_ops
+        registry = tf_ops._gradient_registry._registry
+        for name in [n for n in registry if n.startswith("CustomGradient-")]:
+            del registry[name]
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session(free_memory=True)
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):      # not glibc
+        pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    yield
+    if nextitem is None or nextitem.module is not item.module:
+        _release_memory()
+    path = os.environ.get("AMC_TEST_MEMORY_LOG")
+    if path:
+        rss, hwm = _rss_mib()
+        with open(path, "a") as f:
+            f.write(f"{rss} {hwm} {item.nodeid}\n")

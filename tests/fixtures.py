@@ -91,6 +91,25 @@ def write_summary(directory, num_classes, dataset="gestures"):
                    "class_names": [f"class_{i}" for i in range(num_classes)]}, f)
 
 
+def write_natops_named_gestures(raw, clips, seed, num_classes):
+    """A synthetic gestures raw set (amc_tf.data.synthetic) whose classes.txt and annotations
+    name its own labels ("natops_<name>"), as real NATOPS exports do: a served model must carry
+    these names, not the built-in ones. Returns `raw`."""
+    import json
+    import pathlib
+
+    from amc_tf.data import synthetic
+    synthetic.write_gestures(str(raw), clips=clips, seed=seed, num_classes=num_classes)
+    raw = pathlib.Path(raw)
+    names = (raw / "classes.txt").read_text().split()
+    (raw / "classes.txt").write_text("".join(f"natops_{n}\n" for n in names))
+    for path in raw.glob("*/*.json"):
+        annotation = json.loads(path.read_text())
+        annotation["label"] = "natops_" + annotation["label"]
+        path.write_text(json.dumps(annotation))
+    return str(raw)
+
+
 def random_model_batch(config, batch_size, seed=0):
     """A batch as AMCGAN.train_step takes it (prepared, float in [-1, 1]), of uniform noise
     videos and velocities: for shape tests, gradient checks and benchmarks."""

@@ -1,4 +1,6 @@
-"""`amc-tf demo` (the README's main job) end to end, at the `test` preset on a tiny set."""
+"""`amc-tf demo` (the README's main job) end to end, at the `test` preset on a tiny set. The
+AMC-GAN demo's run is also the TFX pipeline's end-to-end test: its home is then run again with
+`tfx pipeline create` / `tfx run create` against the blessed baseline."""
 import json
 import os
 import subprocess
@@ -7,13 +9,20 @@ import sys
 import numpy as np
 import pytest
 
+import fixtures
+
+VENV_BIN = os.path.dirname(sys.executable)
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["amc-gan", "imaginator", "twostreamvan", "g3an"])
 def test_demo_runs_pipeline_serves_and_writes_videos(tmp_path, model):
     """Every model family goes the whole way: pipeline, blessing, push, gRPC generation."""
     home = tmp_path / "demo"
-    cmd = [os.path.join(os.path.dirname(sys.executable), "amc-tf"), "demo", "--preset", "test",
+    if model == "amc-gan":
+        # Raw data with its own class names (the demo uses a raw set already in its home).
+        fixtures.write_natops_named_gestures(home / "raw", clips=32, seed=0, num_classes=4)
+    cmd = [os.path.join(VENV_BIN, "amc-tf"), "demo", "--preset", "test",
            "--clips", "32", "--num-classes", "4", "--home", str(home), "--beam-workers", "1",
            "--model", model]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
@@ -56,3 +65,69 @@ def test_demo_runs_pipeline_serves_and_writes_videos(tmp_path, model):
     assert all(not np.array_equal(videos[0], v) for v in videos[1:])
     sheet = Image.open(outputs["contact_sheet"])
     assert sheet.size[1] == 4 * frames.shape[1], "one row per class"
+    if model == "amc-gan":
+        _check_pipeline_run_then_tfx_cli_run_against_the_baseline(str(home), tmp_path)
+
+
+def _check_pipeline_run_then_tfx_cli_run_against_the_baseline(home, tmp_path):
+    """Run 1 (the demo's, the Python API): all COMPLETE, metrics, blessed and pushed. Run 2 (tfx
+    CLI) with an impossible threshold: not blessed, nothing new pushed, run 1's model as
+    baseline."""
+    from pipeline import configs, local_runner, results
+
+    layout = local_runner.home_layout(home)
+    raw = os.path.join(home, "raw")
+    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
+    for node in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                 "classifier_trainer", "model_trainer", "Evaluator", "Pusher"):
+        assert nodes[node]["state"] == "COMPLETE", (node, nodes[node]["state"])
+    summary = results.run_summary(layout)
+    overall = summary["evaluation"]["overall"]
+    # The whole suite, overall and per class (AMC-GAN has y_a: SSIM / PSNR apply).
+    from amc_tf.metrics import suite
+    class_slices = [k for k in summary["evaluation"] if k.startswith("motion_class=")]
+    assert class_slices
+    for metric in suite.METRICS:
+        assert metric in overall, metric
+        for name in class_slices:
+            assert metric in summary["evaluation"][name], (metric, name)
+    assert set(summary["suite"]["judges"]) >= {
+        "classifier_real_accuracy", "keypoint_detector_error_px",
+        "keypoint_classifier_real_accuracy"}
+    # The table `amc-tf pipeline run`, the demo and `amc-tf evaluate` print, by class name.
+    from serving.evaluate import format_report
+    table = format_report(summary["suite"])
+    assert "accuracy_ratio" in table and "judge: keypoint_detector_error_px" in table
+    assert set(summary["suite"]["table"]) - {"overall"} <= set(
+        json.load(open(os.path.join(summary["examples_uri"], "summary.json")))["class_names"])
+    assert 0.0 <= summary["classifier"]["accuracy"] <= 1.0      # read next to the model
+    assert summary["examples_uri"] == nodes["VideoExampleGen"]["outputs"]["examples"][0]["uri"]
+    assert summary["blessed"] and summary["pushed"]
+    versions = os.listdir(layout["serving_model_dir"])
+    assert len(versions) == 1
+    assert os.path.exists(os.path.join(layout["serving_model_dir"], versions[0],
+                                       "saved_model.pb"))
+    first_model = nodes["model_trainer"]["outputs"]["model"][0]["uri"]
+    # The served names are the raw data's classes.txt, not the built-in gesture names.
+    from serving.export import read_metadata
+    served = read_metadata(os.path.join(layout["serving_model_dir"], versions[0]))
+    with open(os.path.join(raw, "classes.txt")) as f:
+        assert served["class_names"] == f.read().split()
+    assert all(n.startswith("natops_") for n in served["class_names"])
+
+    env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
+               AMC_PRESET="test", AMC_RAW=raw, AMC_EVAL_THRESHOLD="1e9")
+    tfx_cli = os.path.join(VENV_BIN, "tfx")
+    runner = os.path.join(configs.REPO_ROOT, "pipeline", "local_runner.py")
+    for cmd in ([tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path", runner],
+                [tfx_cli, "run", "create", "--engine", "local", "--pipeline_name",
+                 configs.PIPELINE_NAME]):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+        assert out.returncode == 0, (cmd, out.stdout[-3000:], out.stderr[-3000:])
+
+    summary = results.run_summary(layout)
+    assert summary["blessed"] is False
+    assert summary["baseline_model"] == [first_model]
+    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
+    assert nodes["Evaluator"]["state"] == "COMPLETE"
+    assert os.listdir(layout["serving_model_dir"]) == versions, "pushed without blessing"

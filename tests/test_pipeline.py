@@ -1,31 +1,20 @@
-"""The TFX pipeline (AMC-GAN family): DAG shape, Vertex compile (offline), and full local runs (slow)."""
+"""The TFX pipeline (AMC-GAN family): DAG shape, Vertex compile (offline). The full local runs
+(the Python API, then `tfx pipeline create` / `tfx run create` against the blessed baseline) are
+the AMC-GAN demo's, in tests/test_demo.py."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+import fixtures
 from pipeline import configs
-
-VENV_BIN = os.path.dirname(sys.executable)
 
 
 @pytest.fixture(scope="module")
 def tiny_raw(tmp_path_factory):
-    """A tiny synthetic gestures set (every class, a few subjects) whose classes.txt names its
-    own labels, as real NATOPS exports do: the served model must carry these names."""
-    from amc_tf.data import synthetic
-    raw = tmp_path_factory.mktemp("raw")
-    synthetic.write_gestures(str(raw), clips=24, seed=3, num_classes=4)
-    names = (raw / "classes.txt").read_text().split()
-    (raw / "classes.txt").write_text("".join(f"natops_{n}\n" for n in names))
-    for path in raw.glob("*/*.json"):
-        annotation = json.loads(path.read_text())
-        annotation["label"] = "natops_" + annotation["label"]
-        path.write_text(json.dumps(annotation))
-    return str(raw)
-
+    """A tiny synthetic gestures set (every class, a few subjects) with its own class names."""
+    return fixtures.write_natops_named_gestures(tmp_path_factory.mktemp("raw"), clips=24, seed=3,
+                                                num_classes=4)
 
 
 def test_create_pipeline_dag(tiny_raw, tmp_path):
@@ -200,67 +189,3 @@ def test_submit_vertex_builds_pipeline_job_without_sending(vertex_spec):
     pipeline_spec = json_format.MessageToDict(resource._pb.pipeline_spec)
     assert "model_trainer" in pipeline_spec["root"]["dag"]["tasks"]
     assert job.project == VERTEX_ARGS["project"] and job.location == VERTEX_ARGS["region"]
-
-
-@pytest.mark.slow
-def test_full_pipeline_twice_blessing_push_and_baseline(tiny_raw, tmp_path):
-    """Run 1 (Python API): all COMPLETE, metrics, blessed and pushed. Run 2 (tfx CLI) with an
-    impossible threshold: not blessed, nothing new pushed, run 1's model as baseline."""
-    from pipeline import local_runner, results
-
-    home = str(tmp_path / "home")
-    layout = local_runner.run(home=home, preset="test", raw_data_path=tiny_raw)
-    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
-    for node in ("VideoExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                 "classifier_trainer", "model_trainer", "Evaluator", "Pusher"):
-        assert nodes[node]["state"] == "COMPLETE", (node, nodes[node]["state"])
-    summary = results.run_summary(layout)
-    overall = summary["evaluation"]["overall"]
-    # The whole suite, overall and per class (AMC-GAN has y_a: SSIM / PSNR apply).
-    from amc_tf.metrics import suite
-    class_slices = [k for k in summary["evaluation"] if k.startswith("motion_class=")]
-    assert class_slices
-    for metric in suite.METRICS:
-        assert metric in overall, metric
-        for name in class_slices:
-            assert metric in summary["evaluation"][name], (metric, name)
-    assert set(summary["suite"]["judges"]) >= {
-        "classifier_real_accuracy", "keypoint_detector_error_px",
-        "keypoint_classifier_real_accuracy"}
-    # The table `amc-tf pipeline run`, the demo and `amc-tf evaluate` print, by class name.
-    from serving.evaluate import format_report
-    table = format_report(summary["suite"])
-    assert "accuracy_ratio" in table and "judge: keypoint_detector_error_px" in table
-    assert set(summary["suite"]["table"]) - {"overall"} <= set(
-        json.load(open(os.path.join(summary["examples_uri"], "summary.json")))["class_names"])
-    assert 0.0 <= summary["classifier"]["accuracy"] <= 1.0      # read next to the model
-    assert summary["examples_uri"] == nodes["VideoExampleGen"]["outputs"]["examples"][0]["uri"]
-    assert summary["blessed"] and summary["pushed"]
-    versions = os.listdir(layout["serving_model_dir"])
-    assert len(versions) == 1
-    assert os.path.exists(os.path.join(layout["serving_model_dir"], versions[0],
-                                       "saved_model.pb"))
-    first_model = nodes["model_trainer"]["outputs"]["model"][0]["uri"]
-    # The served names are the raw data's classes.txt, not the built-in gesture names.
-    from serving.export import read_metadata
-    served = read_metadata(os.path.join(layout["serving_model_dir"], versions[0]))
-    with open(os.path.join(tiny_raw, "classes.txt")) as f:
-        assert served["class_names"] == f.read().split()
-    assert all(n.startswith("natops_") for n in served["class_names"])
-
-    env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
-               AMC_PRESET="test", AMC_RAW=tiny_raw, AMC_EVAL_THRESHOLD="1e9")
-    tfx_cli = os.path.join(VENV_BIN, "tfx")
-    runner = os.path.join(configs.REPO_ROOT, "pipeline", "local_runner.py")
-    for cmd in ([tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path", runner],
-                [tfx_cli, "run", "create", "--engine", "local", "--pipeline_name",
-                 configs.PIPELINE_NAME]):
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
-        assert out.returncode == 0, (cmd, out.stdout[-3000:], out.stderr[-3000:])
-
-    summary = results.run_summary(layout)
-    assert summary["blessed"] is False
-    assert summary["baseline_model"] == [first_model]
-    nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
-    assert nodes["Evaluator"]["state"] == "COMPLETE"
-    assert os.listdir(layout["serving_model_dir"]) == versions, "pushed without blessing"
