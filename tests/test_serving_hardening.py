@@ -319,6 +319,28 @@ def _release(fifo, wait=False):
         os.close(fd)
 
 
+def _writers_waiting(at_least=1, timeout_s=10.0):
+    """Threads of this process (the server's) blocked opening a FIFO for writing (the kernel's
+    wait channel `wait_for_partner`), once at least `at_least` are, or after `timeout_s`; read
+    again after a settling pause, so a second one on its way is counted too."""
+    import glob
+
+    def count():
+        waiting = 0
+        for path in glob.glob("/proc/self/task/*/wchan"):
+            try:
+                with open(path) as f:
+                    waiting += f.read().strip() == "wait_for_partner"
+            except OSError:                  # a thread that ended meanwhile
+                pass
+        return waiting
+    deadline = time.monotonic() + timeout_s
+    while count() < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    return count()
+
+
 def _blocking_body(fifo):
     return _post({"inputs": {"path": [fifo]}}, path="/v1/models/blocking:predict")
 
@@ -410,10 +432,13 @@ def test_rest_predicts_run_at_most_workers_at_once(blocking_model, tmp_path):
             _http(srv.rest_port, _blocking_body(fifo), timeout=60))) for _ in range(2)]
         for caller in callers:
             caller.start()
-        time.sleep(1.0)
-        # Unbounded, both requests would hold the FIFO open for writing: the reader got "xx".
-        assert _release(fifo, wait=True) == b"x"
-        assert _release(fifo, wait=True) == b"x"
+        # Unbounded, both requests would be waiting to open the FIFO for writing. Counted before
+        # any is let go: once the first is, the second runs, and may write into the same read.
+        assert _writers_waiting() == 1
+        written = _release(fifo, wait=True)
+        if written == b"x":
+            written += _release(fifo, wait=True)
+        assert written == b"xx"
         for caller in callers:
             caller.join(30)
         assert [status for status, _ in answers] == [200, 200]
