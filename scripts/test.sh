@@ -49,7 +49,10 @@ run_lane() {   # NAME ENTRIES...: each entry one pytest process; returns the num
       > "$run_dir/$name-$n.log" 2>&1
     status=$?
     # 5: nothing collected (a -k or -m filter that matches none of its tests).
-    if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then failed=$((failed + 1)); fi
+    if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then
+      failed=$((failed + 1))
+      echo "$run_dir/$name-$n.log" >> "$run_dir/failed_logs"
+    fi
     echo "[test] lane $name, process $n (exit $status): $(tail -n 1 "$run_dir/$name-$n.log")"
   done
   return "$failed"
@@ -70,13 +73,12 @@ kill "$sampler" 2>/dev/null
 wall=$((SECONDS - start))
 
 # The failing processes' output, whole; the others' is in $run_dir.
-for log in "$run_dir"/*.log; do
-  [ "$(basename "$log")" = memory.log ] && continue
-  if grep -qE "^(FAILED|ERROR) |= .*(failed|error)" "$log"; then
+if [ -f "$run_dir/failed_logs" ]; then
+  while read -r log; do
     echo "[test] ---- $log"
     cat "$log"
-  fi
-done
+  done < "$run_dir/failed_logs"
+fi
 echo "[test] logs and JUnit XML: $run_dir"
 status=0
 if [ "$main_failed" -ne 0 ] || [ "$sub_failed" -ne 0 ]; then
