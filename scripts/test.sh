@@ -1,47 +1,49 @@
 #!/usr/bin/env bash
-# The test suite in two lanes that run side by side, each a few pytest processes one after
+# The test suite in three lanes that run side by side, each a few pytest processes one after
 # another (arguments go to each pytest). Why (docs/testing.md): a pytest process pays ~15 s of
-# imports (TensorFlow, TFX, Beam, TFMA), so a handful of processes, not one per file; the suite
-# keeps one core busy on average (tracing, TFX and Beam are Python), so two lanes; lane "sub"
-# holds the tests whose work runs in subprocesses (demos, pipeline, workers, servers) and the
-# light files, lane "main" the in-process training, the paper-size steps included, so that two of
-# those never run at once. The split balances the lanes' measured times (docs/testing.md).
-# At the end: wall time, test count, the ten slowest tests and the peak memory in use.
+# imports (TensorFlow, TFX, Beam, TFMA), so a handful of processes, not one per file; one lane
+# keeps about one core busy (tracing, TFX and Beam are Python) and two lanes left a fifth of the
+# two cores idle (subprocess start-ups, servers waiting on sockets), so three. Lane "families"
+# holds the paper-size steps, so that two of those never run at once; "pipeline" the demos,
+# servers and data; "training" the training, multi-worker and two-replica runs. The split
+# balances the lanes' measured times (docs/testing.md).
+# At the end: wall time, test count, the ten slowest tests, the peak memory and the CPU in use.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/amc_tests.XXXXXX")
 
-# One pytest process per entry; a lane runs its entries in order.
-lane_sub=(
-  "tests/test_demo.py tests/test_pipeline.py tests/test_stack.py"
-  "tests/test_multi_worker.py tests/test_jax_step.py tests/test_model_mirrored.py
-   tests/test_keypoint_judge.py tests/test_data_gestures.py tests/test_data_faces.py
-   tests/test_data_hardening.py tests/test_datasets.py tests/test_inputs.py
-   tests/test_metrics.py tests/test_evaluation.py tests/test_layers.py"
-  "tests/test_serving.py tests/test_serving_hardening.py"
-)
-lane_main=(
-  "tests/test_model.py tests/test_imaginator.py tests/test_g3an.py tests/test_twostreamvan.py"
-  "tests/test_training.py tests/test_training_guards.py tests/test_compare.py
-   tests/test_benchmarks.py"
+# A lane: its name, then one pytest process per "|"-separated entry, run in order.
+lanes=(
+  "families tests/test_model.py tests/test_imaginator.py tests/test_g3an.py
+   tests/test_twostreamvan.py tests/test_compare.py"
+  "pipeline tests/test_demo.py tests/test_pipeline.py tests/test_stack.py
+   | tests/test_serving.py tests/test_serving_hardening.py tests/test_keypoint_judge.py
+   tests/test_data_gestures.py tests/test_data_faces.py tests/test_data_hardening.py
+   tests/test_datasets.py tests/test_inputs.py tests/test_metrics.py tests/test_evaluation.py
+   tests/test_layers.py tests/test_scripts.py"
+  "training tests/test_training.py tests/test_training_guards.py tests/test_benchmarks.py
+   | tests/test_multi_worker.py tests/test_jax_step.py tests/test_model_mirrored.py"
 )
 
-# Every test file runs: one that no entry names gets a process of its own at the end of "main".
+# Every test file runs: one that no lane names gets a process of its own at the end of the
+# last lane.
 declare -A listed
-# shellcheck disable=SC2048
-for file in ${lane_sub[*]} ${lane_main[*]}; do listed[$file]=1; done
+for lane in "${lanes[@]}"; do
+  for file in $lane; do listed[$file]=1; done
+done
 for file in tests/test_*.py; do
   if [ -z "${listed[$file]:-}" ]; then
-    echo "[test] $file is in no lane: it runs on its own at the end of lane main"
-    lane_main+=("$file")
+    echo "[test] $file is in no lane: it runs on its own at the end of the last lane"
+    lanes[-1]+=" | $file"
   fi
 done
 
-run_lane() {   # NAME ENTRIES...: each entry one pytest process; returns the number that failed
-  local name=$1 failed=0 n=0
-  shift
-  for entry in "$@"; do
+run_lane() {   # LANE: "NAME FILES | FILES ..."; returns the number of its processes that failed
+  local name entries failed=0 n=0
+  read -r name rest <<< "$(echo $1)"
+  IFS='|' read -ra entries <<< "$rest"
+  for entry in "${entries[@]}"; do
     n=$((n + 1))
     # shellcheck disable=SC2086
     "$python" -m pytest $entry --junitxml="$run_dir/$name-$n.xml" \
@@ -59,16 +61,24 @@ run_lane() {   # NAME ENTRIES...: each entry one pytest process; returns the num
 }
 
 args=("$@")
-( while sleep 5; do echo "$(date +%s) $(free -m | awk '/^Mem:/{print $3}')"; done ) \
-  > "$run_dir/memory.log" &
+# Every 5 s: the time, `free -m`'s used MiB and /proc/stat's busy and total CPU jiffies.
+( while sleep 5; do
+    echo "$(date +%s) $(free -m | awk '/^Mem:/{print $3}')" \
+         "$(awk '/^cpu /{busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6}' \
+            /proc/stat)"
+  done ) > "$run_dir/memory.log" &
 sampler=$!
 start=$SECONDS
-run_lane sub "${lane_sub[@]}" &
-sub=$!
-run_lane main "${lane_main[@]}"
-main_failed=$?
-wait "$sub"
-sub_failed=$?
+pids=()
+for lane in "${lanes[@]}"; do
+  run_lane "$lane" &
+  pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid"
+  failed=$((failed + $?))
+done
 kill "$sampler" 2>/dev/null
 wall=$((SECONDS - start))
 
@@ -81,8 +91,8 @@ if [ -f "$run_dir/failed_logs" ]; then
 fi
 echo "[test] logs and JUnit XML: $run_dir"
 status=0
-if [ "$main_failed" -ne 0 ] || [ "$sub_failed" -ne 0 ]; then
-  echo "[test] FAILED: $main_failed process(es) of lane main, $sub_failed of lane sub"
+if [ "$failed" -ne 0 ]; then
+  echo "[test] FAILED: $failed pytest process(es)"
   status=1
 fi
 # Last, so that the log ends on the count ("test: N passed, N failed, N skipped").

@@ -2,8 +2,9 @@
 the test count by outcome, the ten slowest tests and the peak memory sampled during the run.
 
 usage: test_report.py JUNIT_DIR WALL_S [MEMORY_LOG] [--slowest N]
-JUNIT_DIR holds one JUnit XML file per pytest process; MEMORY_LOG is `free -m`'s used MiB,
-one sample a line ("<epoch s> <MiB>"), as scripts/test.sh writes it.
+JUNIT_DIR holds one JUnit XML file per pytest process; MEMORY_LOG one sample a line, as
+scripts/test.sh writes it: "<epoch s> <`free -m`'s used MiB> <busy jiffies> <total jiffies>"
+(/proc/stat's "cpu" line: every CPU together).
 """
 
 import argparse
@@ -30,13 +31,28 @@ def read_cases(junit_dir):
     return cases
 
 
-def peak_memory_mib(memory_log):
+def read_samples(memory_log):
+    """[(used MiB, busy jiffies or None, total jiffies or None)] of MEMORY_LOG; [] if absent."""
+    samples = []
     try:
         with open(memory_log) as f:
-            samples = [int(line.split()[1]) for line in f if len(line.split()) == 2]
+            for line in f:
+                fields = line.split()
+                if len(fields) == 4:
+                    samples.append((int(fields[1]), int(fields[2]), int(fields[3])))
+                elif len(fields) == 2:
+                    samples.append((int(fields[1]), None, None))
     except (OSError, ValueError):
-        return None, 0
-    return (max(samples) if samples else None), len(samples)
+        return []
+    return samples
+
+
+def cpu_busy_fraction(samples):
+    """The share of all CPUs' time that was busy between the first and last sample."""
+    cpu = [(busy, total) for _, busy, total in samples if busy is not None]
+    if len(cpu) < 2 or cpu[-1][1] <= cpu[0][1]:
+        return None
+    return (cpu[-1][0] - cpu[0][0]) / (cpu[-1][1] - cpu[0][1])
 
 
 def report(junit_dir, wall_s, memory_log=None, slowest=10):
@@ -44,11 +60,16 @@ def report(junit_dir, wall_s, memory_log=None, slowest=10):
     counts = {k: sum(1 for c in cases if c[2] == k)
               for k in ("passed", "failed", "skipped", "xfailed")}
     lines = [f"[test] wall time {wall_s:.0f} s ({wall_s / 60:.1f} min), {len(cases)} tests"]
-    if memory_log:
-        peak, n = peak_memory_mib(memory_log)
-        if peak is not None:
-            lines.append(f"[test] peak memory in use {peak / 1024:.1f} GiB ({peak} MiB; "
-                         f"`free -m` sampled {n} times)")
+    samples = read_samples(memory_log) if memory_log else []
+    if samples:
+        peak = max(used for used, _, _ in samples)
+        lines.append(f"[test] peak memory in use {peak / 1024:.1f} GiB ({peak} MiB; "
+                     f"`free -m` sampled {len(samples)} times)")
+        busy = cpu_busy_fraction(samples)
+        if busy is not None:
+            cores = os.cpu_count() or 1
+            lines.append(f"[test] CPU busy {busy:.0%} of the time on average "
+                         f"({busy * cores:.2f} of {cores} cores)")
     lines.append(f"[test] the {min(slowest, len(cases))} slowest (setup + call + teardown):")
     for name, seconds, outcome in sorted(cases, key=lambda c: -c[1])[:slowest]:
         lines.append(f"[test] {seconds:8.1f} s  {name}" + ("" if outcome == "passed"

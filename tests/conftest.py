@@ -37,18 +37,8 @@ def _rss_mib():
 
 
 def _release_memory():
-    """What a finished test file leaves: the traced graphs that TF's gradient registry holds,
-    Keras's global state, unreachable models and graphs (reference cycles), and the C heap's
-    free pages (glibc keeps them otherwise)."""
-    if "tensorflow" in sys.modules:
-        # tf.custom_gradient (common.leaky_relu) registers a gradient function per call while
-        # tracing, named CustomGradient-<uid>; the registry keeps it, and with it the whole
-        # traced graph, until the process exits (docs/testing.md). A finished file's graphs are
-        # never differentiated again.
-        from tensorflow.python.framework import ops as tf_ops
-        registry = tf_ops._gradient_registry._registry
-        for name in [n for n in registry if n.startswith("CustomGradient-")]:
-            del registry[name]
+    """What a finished test file leaves: Keras's global state, unreachable models and graphs
+    (reference cycles), and the C heap's free pages (glibc keeps them otherwise)."""
     if "keras" in sys.modules:
         sys.modules["keras"].backend.clear_session(free_memory=True)
     gc.collect()

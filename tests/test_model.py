@@ -2,11 +2,13 @@
 ablation switches, the B.3 input rule, saving, a paper-preset train step, the networks'
 own hyper-parameters."""
 
+import gc
 import json
 import os
 import re
 import time
 import types
+import weakref
 
 import numpy as np
 import pytest
@@ -261,6 +263,27 @@ def test_memory_saving_forms_give_the_plain_values_and_gradients():
     read = sorted(op.inputs[1].op.type for op in graph.get_operations()
                   if op.type == "LeakyReluGrad")
     assert read == ["LeakyRelu", "Placeholder"], read     # ours: y; ops.leaky_relu: x
+
+    @tf.function
+    def symbolic(x):          # tf.gradients (how a while loop's body is differentiated)
+        return tf.gradients(leaky_relu(x, 0.2), x)[0]
+    np.testing.assert_array_equal(symbolic(x).numpy(), plain_grad.numpy())
+    read = [op.inputs[1].op.type for op in symbolic.get_concrete_function(x).graph
+            .get_operations() if op.type == "LeakyReluGrad"]
+    assert read == ["LeakyRelu"], read
+
+    # Tracing leaves nothing in TF's global gradient registry, so a dropped function's graph is
+    # freed (tf.custom_gradient's entry per call kept every traced graph alive: docs/testing.md).
+    from tensorflow.python.framework import ops as tf_ops
+    registry = tf_ops._gradient_registry._registry
+    entries = len(registry)
+    again = tf.function(traced.python_function)
+    again(tf.zeros((3, 2)))
+    assert len(registry) == entries
+    graph = weakref.ref(again.get_concrete_function(tf.zeros((3, 2))).graph)
+    del again
+    gc.collect()
+    assert graph() is None
 
     g = Generator(num_frames=4, frame_size=8, num_classes=2, num_keypoints=1, noise_dim=2,
                   encoder_filters=(4,) * 5, decoder_filters=(4,) * 4, kernel_size=3,
