@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The test suite in three lanes that run side by side, each a few pytest processes one after
+# The test suite in two lanes that run side by side, each a few pytest processes one after
 # another (arguments go to each pytest). Why (docs/testing.md): a pytest process pays ~15 s of
 # imports (TensorFlow, TFX, Beam, TFMA), so a handful of processes, not one per file; one lane
-# keeps about one core busy (tracing, TFX and Beam are Python) and two lanes left a fifth of the
-# two cores idle (subprocess start-ups, servers waiting on sockets), so three. Lane "families"
-# holds the paper-size steps, so that two of those never run at once; "pipeline" the demos,
-# servers and data; "training" the training, multi-worker and two-replica runs. The split
-# balances the lanes' measured times (docs/testing.md).
-# At the end: wall time, test count, the ten slowest tests, the peak memory and the CPU in use.
+# keeps about one core busy (tracing, TFX and Beam are Python), so two lanes on the two cores (a
+# third made the run no shorter and its peak memory 13.4 GiB). Lane "sub" holds the tests whose
+# work runs in subprocesses (demos, pipeline, workers, servers), the light files and the
+# compare; lane "main" the families' and the training files, the paper-size steps included, so
+# that two of those never run at once. The split balances the lanes' measured times.
+# At the end: wall time, test count, peak memory, how busy the CPUs were, the ten slowest tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
@@ -15,15 +15,15 @@ run_dir=$(mktemp -d "${TMPDIR:-/tmp}/amc_tests.XXXXXX")
 
 # A lane: its name, then one pytest process per "|"-separated entry, run in order.
 lanes=(
-  "families tests/test_model.py tests/test_imaginator.py tests/test_g3an.py
-   tests/test_twostreamvan.py tests/test_compare.py"
-  "pipeline tests/test_demo.py tests/test_pipeline.py tests/test_stack.py
-   | tests/test_serving.py tests/test_serving_hardening.py tests/test_keypoint_judge.py
-   tests/test_data_gestures.py tests/test_data_faces.py tests/test_data_hardening.py
-   tests/test_datasets.py tests/test_inputs.py tests/test_metrics.py tests/test_evaluation.py
-   tests/test_layers.py tests/test_scripts.py"
-  "training tests/test_training.py tests/test_training_guards.py tests/test_benchmarks.py
-   | tests/test_multi_worker.py tests/test_jax_step.py tests/test_model_mirrored.py"
+  "sub tests/test_demo.py tests/test_pipeline.py tests/test_stack.py
+   | tests/test_multi_worker.py tests/test_jax_step.py tests/test_model_mirrored.py
+   tests/test_keypoint_judge.py tests/test_data_gestures.py tests/test_data_faces.py
+   tests/test_data_hardening.py tests/test_datasets.py tests/test_inputs.py
+   tests/test_metrics.py tests/test_evaluation.py tests/test_layers.py tests/test_scripts.py
+   | tests/test_serving.py tests/test_serving_hardening.py tests/test_compare.py"
+  "main tests/test_model.py tests/test_imaginator.py tests/test_g3an.py
+   tests/test_twostreamvan.py
+   | tests/test_training.py tests/test_training_guards.py tests/test_benchmarks.py"
 )
 
 # Every test file runs: one that no lane names gets a process of its own at the end of the

@@ -23,6 +23,11 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--runslow") or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        for item in items:
+            marker = item.get_closest_marker("subset_of_slow")
+            if marker:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{marker.args[0]} (slow) makes the same checks and more"))
         return
     skip_slow = pytest.mark.skip(reason="slow: runs in CI (CI=true) or with --runslow")
     for item in items:

@@ -296,6 +296,7 @@ def run_mirrored(*args):
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
+@pytest.mark.subset_of_slow("test_two_replicas_train_the_same_step_kinds")
 def test_two_replicas_draw_the_same_step_kinds():
     run_mirrored()
 

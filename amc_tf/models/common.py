@@ -70,35 +70,20 @@ def leaky_relu(x, slope):
     return _leaky_relu_from_output(x, slope)
 
 
-# The name of the one gradient function that reads LeakyRelu's output; graph-mode ops built by
-# _leaky_relu_from_output carry it. Not tf.custom_gradient: in graph mode that registers a new
-# gradient function per call in TF's global registry, which never drops it, and its closure
-# holds the whole traced graph: every trace stayed alive until the process exited
-# (docs/testing.md).
-_GRADIENT_FROM_OUTPUT = "AmcLeakyReluGradFromOutput"
-_gradient_registered = False
-
-
 def _leaky_relu_from_output(x, slope):
+    """The op recorded on the active gradient tapes (a train step's) with a backward function
+    that reads y; the tape, not a global, holds that function. Not tf.custom_gradient: in graph
+    mode it registers a new gradient function per call in TF's global registry, which never
+    drops it, and its closure holds the whole traced graph: every trace stayed alive until the
+    process exited (docs/testing.md). Symbolic differentiation (tf.gradients, the body of a
+    tf.while_loop such as TwoStreamVAN's harder step, a SavedModel's saved gradients) takes
+    TF's own LeakyRelu gradient, which reads x: the same values. A gradient registered once to
+    read y there cannot be saved: SavedModel traces it without an op."""
     import tensorflow as tf
     from tensorflow.python.eager import record
-    global _gradient_registered
-    if not _gradient_registered:
-        # Symbolic differentiation (tf.gradients, a while loop's body) reads the registry.
-        tf.RegisterGradient(_GRADIENT_FROM_OUTPUT)(
-            lambda op, grad: tf.raw_ops.LeakyReluGrad(
-                gradients=grad, features=op.outputs[0], alpha=op.get_attr("alpha")))
-        _gradient_registered = True
     x = tf.convert_to_tensor(x)
     with record.stop_recording():
-        if tf.executing_eagerly():
-            y = tf.nn.leaky_relu(x, slope)
-        else:
-            with tf.compat.v1.get_default_graph().gradient_override_map(
-                    {"LeakyRelu": _GRADIENT_FROM_OUTPUT}):
-                y = tf.nn.leaky_relu(x, slope)
-    # A GradientTape (a train step's) records the op with this backward function instead; the
-    # tape, not a global, holds it.
+        y = tf.nn.leaky_relu(x, slope)
     record.record_operation(
         "LeakyRelu", [y], [x],
         lambda grad: [tf.raw_ops.LeakyReluGrad(gradients=grad, features=y, alpha=slope)])
