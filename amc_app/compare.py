@@ -15,8 +15,10 @@ OUT/compare.json   the same figures, and every model's per-class table
 No TensorFlow at import time (the handler imports it), so `amc-tf --help` stays fast.
 """
 
+import hashlib
 import json
 import os
+import shutil
 import statistics
 import time
 
@@ -73,31 +75,43 @@ def judge_key(config):
             "num_classes": config.num_classes, "preset": config.name, **fields}
 
 
+def judge_dir_name(key_text):
+    """A judge set's folder under OUT/judges: named by its key (a count would hand a killed
+    run's folder to the next key)."""
+    return "key-" + hashlib.sha256(key_text.encode()).hexdigest()[:16]
+
+
 def _judges(config, data, train_pattern, eval_pattern, out, classifier_steps, style,
             keypoint_judge, cache):
     """The judges for `config`: trained once per distinct `judge_key`, reused after, also by a
-    later compare into the same OUT on the same data (OUT/judges/<n>/judge_key.json)."""
+    later compare into the same OUT on the same data (OUT/judges/key-<hash>/judge_key.json). A
+    set is trained into `<folder>.partial` and renamed into place whole, its key written last:
+    a killed run leaves only a .partial folder, which the next run trains again."""
     from amc_tf.training import train
     key = dict(judge_key(config), data=os.path.abspath(data), classifier_steps=classifier_steps,
                keypoint_judge=keypoint_judge)
     text = json.dumps(key, sort_keys=True)
     if text in cache:
         return cache[text]
-    root = os.path.join(out, JUDGES_DIR)
-    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
-        path = os.path.join(root, name, JUDGE_KEY_FILE)
-        if os.path.exists(path) and open(path).read() == text:
-            print(f"[compare] reusing the judges in {os.path.dirname(path)}", flush=True)
-            cache[text] = train.load_judges(os.path.dirname(path))
-            return cache[text]
-    directory = os.path.join(root, f"{len(os.listdir(root)) if os.path.isdir(root) else 0}")
+    directory = os.path.join(out, JUDGES_DIR, judge_dir_name(text))
+    key_path = os.path.join(directory, JUDGE_KEY_FILE)
+    if os.path.isdir(directory):
+        if not (os.path.exists(key_path) and open(key_path).read() == text):
+            raise RuntimeError(f"{directory} holds judges whose {JUDGE_KEY_FILE} is not this "
+                               f"run's key ({text}); remove the folder to train them again")
+        print(f"[compare] reusing the judges in {directory}", flush=True)
+        cache[text] = train.load_judges(directory)
+        return cache[text]
+    partial = directory + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)            # what a killed run left
     print(f"[compare] training the judges ({classifier_steps} B.3 classifier steps"
           f"{', B.4 keypoint judge' if keypoint_judge else ''}) in {directory}", flush=True)
-    cache[text] = train.train_judges(config, train_pattern, eval_pattern, directory,
-                                     classifier_steps, style.num_landmarks,
-                                     keypoint_judge=keypoint_judge, verbose=0)
-    with open(os.path.join(directory, JUDGE_KEY_FILE), "w") as f:   # written last: complete
+    judges = train.train_judges(config, train_pattern, eval_pattern, partial, classifier_steps,
+                                style.num_landmarks, keypoint_judge=keypoint_judge, verbose=0)
+    with open(os.path.join(partial, JUDGE_KEY_FILE), "w") as f:
         f.write(text)
+    os.rename(partial, directory)
+    cache[text] = judges
     return cache[text]
 
 
@@ -179,8 +193,8 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
               f"{f', {budget_s:.0f} s budget' if budget_s else ''}) in {model_dir}", flush=True)
         t = time.time()
         model = train.train_model(family, config, train_pattern, eval_pattern, model_dir,
-                                  steps=steps, resume=False, verbose=verbose,
-                                  callbacks=[timer])
+                                  steps=steps, resume=False, overwrite=True,
+                                  verbose=verbose, callbacks=[timer])
         train_s = time.time() - t
         generator = family.generator(model)
         bank = train.build_velocity_bank(train_pattern, config) if family.uses_velocity \

@@ -119,6 +119,8 @@ class ModelManager:
 
     def __init__(self, model_base_path, model_name, poll_interval_s=DEFAULT_POLL_INTERVAL_S,
                  max_batch_size=None, warm_up=True):
+        if not poll_interval_s > 0:           # 0 would poll in a busy loop while idle
+            raise ValueError(f"poll_interval_s must be above 0, got {poll_interval_s}")
         self.model_base_path = os.path.abspath(model_base_path)
         self.model_name = model_name
         self.poll_interval_s = poll_interval_s

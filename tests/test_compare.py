@@ -3,6 +3,7 @@ with the one suite, drawn from the same requests; the wall-clock budget stops tr
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from amc_tf.metrics import suite
 from amc_tf.models import get_family
 from amc_tf.models.family import family_names
 from amc_tf.training import train
+from amc_tf.training.guards import EarlierRunExists
 
 NUM_CLASSES, NUM_KEYPOINTS = 3, 9
 
@@ -60,7 +62,8 @@ def test_compare_cli_tabulates_every_model_alike(data, tmp_path, capsys):
         suite.INTER_ENTROPY: real[suite.REAL_INTER_ENTROPY],
         suite.INTRA_ENTROPY: real[suite.REAL_INTRA_ENTROPY]}
     # One judge directory: the test presets agree on frames and classes.
-    assert os.listdir(os.path.join(out, compare.JUDGES_DIR)) == ["0"]
+    judge_sets = os.listdir(os.path.join(out, compare.JUDGES_DIR))
+    assert len(judge_sets) == 1 and judge_sets[0].startswith("key-"), judge_sets
     # The same appearances in the contact sheets of the models that take one (frame 0 is y_a):
     # the first column. Models without one (G3AN) draw frame 0 too.
     frame = sheets[0].shape[0] // 3
@@ -82,13 +85,71 @@ def test_compare_cli_tabulates_every_model_alike(data, tmp_path, capsys):
     assert classifier is not None and keypoint is None
 
 
+def test_a_killed_judge_set_is_never_reused_under_another_key(data, tmp_path, monkeypatch):
+    """Issue 35's sequence: a run killed while training its judges, a rerun, the orphan
+    removed, a run with other classifier steps killed after saving its network, then the first
+    key again: each reused set is the one its key names. Where the sets go is under test, so
+    the training is a stand-in that saves the steps it was given as the network."""
+    from amc_tf.data import datasets
+    killed = set()
+
+    def train_judges(config, train_pattern, eval_pattern, directory, steps, *args, **kwargs):
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "classifier.keras"), "w") as f:
+            f.write(str(steps))
+        if steps in killed:
+            raise KeyboardInterrupt                       # SIGINT after the network was saved
+        return steps, None, {}
+
+    monkeypatch.setattr(train, "train_judges", train_judges)
+    monkeypatch.setattr(train, "load_judges", lambda directory: (int(open(os.path.join(
+        directory, "classifier.keras")).read()), None, {}))
+    config = get_family("amc-gan").config("test", num_classes=NUM_CLASSES,
+                                          num_keypoints=NUM_KEYPOINTS)
+    out, style = str(tmp_path / "out"), datasets.get("gestures")
+    judges = os.path.join(out, compare.JUDGES_DIR)
+
+    def judge_set(steps):
+        return compare._judges(config, data, "train*", "eval*", out, steps, style, False, {})[0]
+    killed.add(4)
+    with pytest.raises(KeyboardInterrupt):
+        judge_set(4)
+    killed.clear()
+    assert judge_set(4) == 4
+    for name in os.listdir(judges):                       # the user removes the orphan
+        if not os.path.exists(os.path.join(judges, name, compare.JUDGE_KEY_FILE)):
+            shutil.rmtree(os.path.join(judges, name))
+    killed.add(6)
+    with pytest.raises(KeyboardInterrupt):
+        judge_set(6)
+    killed.clear()
+    assert judge_set(4) == 4                              # the 4-step set, not the 6-step network
+    assert judge_set(6) == 6
+    assert sorted(os.listdir(judges)) == sorted(
+        compare.judge_dir_name(json.dumps(dict(compare.judge_key(config),
+                                               data=os.path.abspath(data), classifier_steps=n,
+                                               keypoint_judge=False), sort_keys=True))
+        for n in (4, 6))
+
+
 def test_budget_stops_training_between_steps_and_phases(data, tmp_path):
     family = get_family("amc-gan")
     config = family.config("test", num_classes=NUM_CLASSES, num_keypoints=NUM_KEYPOINTS)
     timer = compare._callbacks()(budget_s=1e-6)
     pattern = os.path.join(data, "Split-train", "*")
+    # An earlier compare's checkpoint in the model's OUT (another data set's, say): a run that
+    # does not resume refuses it, or with overwrite (compare's) removes it first (issue 35).
+    earlier = tmp_path / "run" / "checkpoints"
+    earlier.mkdir(parents=True)
+    for name in ("ckpt-40.index", "ckpt-40.data-00000-of-00001"):
+        (earlier / name).write_bytes(b"another run")
+    with pytest.raises(EarlierRunExists, match=r"ckpt-40.*--overwrite"):
+        train.train_model(family, config, pattern, None, str(tmp_path / "run"), steps=20,
+                          resume=False, verbose=0)
+    assert sorted(os.listdir(earlier)) == ["ckpt-40.data-00000-of-00001", "ckpt-40.index"]
     model = train.train_model(family, config, pattern, None, str(tmp_path / "run"), steps=20,
-                              resume=False, verbose=0, callbacks=[timer])
+                              resume=False, overwrite=True, verbose=0, callbacks=[timer])
+    assert not any(name.startswith("ckpt-40") for name in os.listdir(earlier))
     assert timer.steps == 1                             # stopped after the first step ...
     assert int(model.g_optimizer.iterations.numpy()) == 1   # ... and no later phase started
     assert os.path.exists(tmp_path / "run" / family.generator_file())

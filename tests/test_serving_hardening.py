@@ -758,3 +758,24 @@ def test_fuzz_amc_tf_serve(exported, tmp_path):
         assert proc.wait(timeout=30) == 0
     finally:
         _stop_process(proc)
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--poll-interval", "0"), ("--poll-interval", "-1"), ("--poll-interval", "nan"),
+    ("--max-batch-size", "-1"), ("--max-batch-size", "0"), ("--workers", "0"),
+    ("--rest-timeout", "0"), ("--rest-max-connections", "-5"), ("--poll-interval", "soon")])
+def test_amc_tf_serve_refuses_settings_that_cannot_work(tmp_path, flag, value):
+    """Refused by name before anything is loaded (issue 35: --poll-interval 0 spun a core at
+    98 % forever while idle, --max-batch-size -1 made every warm-up fail)."""
+    amc_tf = os.path.join(os.path.dirname(sys.executable), "amc-tf")
+    proc = subprocess.run([amc_tf, "serve", "--model-base-path", str(tmp_path), flag, value],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"argument {flag}:" in proc.stderr and value in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_model_manager_refuses_a_poll_interval_of_zero(tmp_path):
+    from serving import versions
+    with pytest.raises(ValueError, match="poll_interval_s must be above 0, got 0"):
+        versions.ModelManager(str(tmp_path), "m", poll_interval_s=0)

@@ -150,9 +150,34 @@ def test_train_cli_names_an_unusable_checkpoint_and_the_way_out(trained, data, t
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert "amc-tf train: error: cannot restore the checkpoint" in err
-    assert "ckpt-10" in err and "ckpt-5" in err and "--no-resume" in err
+    assert "ckpt-10" in err and "ckpt-5" in err and "--no-resume --overwrite" in err
     assert "Traceback" not in err
-    assert cli.main(args + ["--no-resume"]) == 0
+    # --no-resume alone would put a new run's checkpoints beside these: refused, nothing written
+    # (issue 35); --overwrite needs --no-resume.
+    assert cli.main(args + ["--no-resume"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the checkpoints of an earlier run" in err and "--overwrite" in err, err
+    assert "Traceback" not in err
+    assert cli.main(args + ["--overwrite"]) == 2
+    assert "goes with --no-resume" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["checkpoints"]
+    assert _checkpoints(out / "model") == ["ckpt-5.index", "ckpt-10.index"]
+    # Replacing removes the earlier run whole: only the new run's checkpoint is left.
+    assert cli.main(args + ["--no-resume", "--overwrite"]) == 0
+    assert _checkpoints(out / "model") == ["ckpt-5.index"]
+    assert tf.train.latest_checkpoint(str(out / "model" / "checkpoints")).endswith("ckpt-5")
+
+
+def test_resume_follows_the_checkpoint_index(run, config):
+    """A ckpt-N the index does not list is not the run's (a superseded run's, left beside it):
+    resuming follows the index (issue 35: a stale ckpt-10 was resumed though the index named
+    ckpt-5)."""
+    directory = str(run / "checkpoints")
+    tf.compat.v1.train.update_checkpoint_state(directory, f"{directory}/ckpt-5",
+                                     all_model_checkpoint_paths=[f"{directory}/ckpt-5"])
+    checkpoint = train.TrainingCheckpoint(directory, FAMILY.build(config))
+    assert checkpoint.restore() == 5
+    assert checkpoint.restored_from.endswith("ckpt-5")
 
 
 def test_a_truncated_keras_file_is_named_with_the_way_out(run):

@@ -49,7 +49,11 @@ def register(subparsers):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--mixed-precision", default=None, help="e.g. mixed_bfloat16")
-    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start from step 0 (refused where OUT holds an earlier run's "
+                        "checkpoints, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --no-resume: remove the earlier run's checkpoints in OUT first")
     p.set_defaults(func=run)
 
 
@@ -80,9 +84,16 @@ def config_overrides(config, settings):
 def run(args):
     import sys
 
-    from amc_tf.training.guards import TrainingDiverged, UnusableCheckpoint
+    from amc_tf.training.guards import EarlierRunExists, TrainingDiverged, UnusableCheckpoint
+    if args.overwrite and not args.no_resume:
+        print("amc-tf train: error: --overwrite replaces an earlier run's checkpoints: it goes "
+              "with --no-resume (without it the run resumes them)", file=sys.stderr, flush=True)
+        return 2
     try:
         return _run(args)
+    except EarlierRunExists as e:
+        print(f"amc-tf train: error: {e}", file=sys.stderr, flush=True)
+        return 2
     except (TrainingDiverged, UnusableCheckpoint) as e:
         # Expected ends of a run: the message says what happened and the way out.
         print(f"amc-tf train: error: {e}", file=sys.stderr, flush=True)
@@ -120,6 +131,10 @@ def _run(args):
         import sys
         print(f"amc-tf train: error: {e}", file=sys.stderr, flush=True)
         return 2
+    model_dir = posixpath.join(args.out, "model")
+    if args.no_resume:       # before the judges are trained: refused, nothing is written
+        train.check_no_earlier_run(posixpath.join(model_dir, train.CHECKPOINT_DIR),
+                                   args.overwrite)
     train_pattern = posixpath.join(preprocess.split_dir(args.data, "train"), "*")
     eval_pattern = posixpath.join(preprocess.split_dir(args.data, "eval"), "*")
     classifier_dir = posixpath.join(args.out, "classifier")
@@ -133,9 +148,9 @@ def _run(args):
             config, train_pattern, eval_pattern, classifier_dir, args.classifier_steps,
             style.num_landmarks, strategy=strategy, keypoint_judge=not args.no_keypoint_judge)
         print(f"[train] judges on real clips: {judges}")
-    model_dir = posixpath.join(args.out, "model")
     model = train.train_model(family, config, train_pattern, eval_pattern, model_dir,
-                              steps=args.steps, strategy=strategy, resume=not args.no_resume)
+                              steps=args.steps, strategy=strategy, resume=not args.no_resume,
+                              overwrite=args.overwrite)
     if not distribute.is_chief(strategy):
         print(f"[train] {distribute.task_label(strategy)} done: the chief saves the generator "
               f"and evaluates")

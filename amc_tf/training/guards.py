@@ -16,6 +16,11 @@ class UnusableCheckpoint(RuntimeError):
     """No checkpoint of a run's directory can be resumed from (each one is named)."""
 
 
+class EarlierRunExists(FileExistsError):
+    """A run that does not resume was pointed at a directory holding another run's checkpoints
+    (they are replaced only when asked: overwrite=True, `--overwrite`)."""
+
+
 def non_finite_weights(variables):
     """Names of the variables holding NaN or Inf (empty when all are finite)."""
     bad = []

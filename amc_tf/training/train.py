@@ -18,7 +18,8 @@ from amc_tf.training.data import (JUDGE_CACHE_BYTES, TRAIN_PART, VALIDATION_PART
                                   make_classifier_dataset, make_model_dataset)
 from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
                                    write_config, write_json)
-from amc_tf.training.guards import (StopOnNonFiniteLoss, TrainingDiverged, UnusableCheckpoint,
+from amc_tf.training.guards import (EarlierRunExists, StopOnNonFiniteLoss, TrainingDiverged,
+                                    UnusableCheckpoint,
                                     check_finite_weights, non_finite_weights)
 from amc_tf.training.summaries import ScalarSummary, VideoSummary
 
@@ -257,23 +258,27 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                                                       max_to_keep=max_to_keep)
 
     def _candidates(self):
-        """Checkpoint prefixes, newest first: the index's and any ckpt-N on disk (an index
-        rewritten by a crash may list none)."""
-        found = set(self._listed())
-        for index in tf.io.gfile.glob(posixpath.join(self.directory, "ckpt-*.index")):
-            found.add(index[:-len(".index")])
-        number = lambda p: int(p.rsplit("-", 1)[1]) if p.rsplit("-", 1)[1].isdigit() else -1
-        return sorted(found, key=number, reverse=True)
+        """Checkpoint prefixes, newest first: the index's, which names the run's own; only where
+        it lists none (a crash while it was rewritten, or set aside as unreadable) the ckpt-N
+        files on disk, by number. A ckpt-N the index does not list is not this run's."""
+        listed = list(self._listed())
+        if listed:
+            return listed[::-1]
+        found = [index[:-len(".index")] for index in
+                 tf.io.gfile.glob(posixpath.join(self.directory, "ckpt-*.index"))]
+        return sorted(found, key=_checkpoint_number, reverse=True)
 
     def _listed(self):
-        """The checkpoints the chief's index lists (read-only on a non-chief worker)."""
-        if self.write_directory == self.directory:
-            return self.manager.checkpoints
+        """The checkpoints the chief's index lists, oldest first, its latest last (read from
+        the file: a CheckpointManager lists only those the index gives timestamps for)."""
         try:
             state = tf.train.get_checkpoint_state(self.directory)
         except Exception:  # noqa: BLE001  unreadable: the chief sets it aside; ckpt-N still serve
             return []
-        return list(state.all_model_checkpoint_paths) if state else []
+        if not state:
+            return []
+        paths = [p for p in state.all_model_checkpoint_paths if p != state.model_checkpoint_path]
+        return paths + ([state.model_checkpoint_path] if state.model_checkpoint_path else [])
 
     def restore(self):
         """Restores the newest usable checkpoint if any; returns the step it resumes at (0 if
@@ -299,7 +304,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         raise UnusableCheckpoint(
             f"cannot restore the checkpoint {'; nor '.join(failures)}. It is corrupt, holds a "
             f"diverged model or was written by another preset or model; remove "
-            f"{self.directory} or train without resuming (--no-resume)")
+            f"{self.directory} or start again in its place (--no-resume --overwrite)")
 
     def last_good(self):
         """Where the run would resume, for error messages."""
@@ -325,6 +330,48 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=step)
 
 
+def _checkpoint_number(prefix):
+    """N of a ckpt-N prefix (-1 for another name)."""
+    number = prefix.rsplit("-", 1)[-1]
+    return int(number) if number.isdigit() else -1
+
+
+def earlier_checkpoint(checkpoint_dir):
+    """The newest checkpoint of a run in `checkpoint_dir` (its index's, else a ckpt-N file on
+    disk), or None: cheap, no model is built."""
+    try:
+        path = tf.train.latest_checkpoint(checkpoint_dir)
+    except Exception:  # noqa: BLE001  an unreadable index: the ckpt-N files still say it
+        path = None
+    if path:
+        return path
+    found = [index[:-len(".index")] for index in
+             tf.io.gfile.glob(posixpath.join(checkpoint_dir, "ckpt-*.index"))]
+    return max(found, key=_checkpoint_number) if found else None
+
+
+def check_no_earlier_run(checkpoint_dir, overwrite):
+    """Raises EarlierRunExists where `checkpoint_dir` holds a run and `overwrite` is off (a
+    run that does not resume would otherwise put its checkpoints beside another run's)."""
+    earlier = earlier_checkpoint(checkpoint_dir)
+    if earlier and not overwrite:
+        raise EarlierRunExists(
+            f"{checkpoint_dir} holds the checkpoints of an earlier run (newest {earlier}): "
+            f"resume it (leave out --no-resume), replace it (--no-resume --overwrite) or "
+            f"choose another --out")
+    return earlier
+
+
+def _start_clean(checkpoint_dir, overwrite, chief):
+    """A run from step 0 in `checkpoint_dir`: refuses an earlier run's checkpoints there unless
+    `overwrite`; then the chief removes them whole before the first new one is written."""
+    earlier = check_no_earlier_run(checkpoint_dir, overwrite)
+    if earlier and chief:
+        print(f"[train] removing the earlier run's checkpoints in {checkpoint_dir} "
+              f"(newest {earlier}; --overwrite)", flush=True)
+        tf.io.gfile.rmtree(checkpoint_dir)
+
+
 def _first_line(e):
     lines = [line for line in str(e).splitlines() if line.strip()]
     return lines[0] if lines else ""
@@ -332,8 +379,12 @@ def _first_line(e):
 
 # ---------------------------------------------------------------------- a model family
 def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None, strategy=None,
-                resume=True, log_dir=None, verbose="auto", callbacks=()):
+                resume=True, log_dir=None, verbose="auto", callbacks=(), overwrite=False):
     """Trains `family` for `steps` steps in total (resuming from `out_dir` after a kill).
+
+    resume=False starts from step 0; where `out_dir` holds an earlier run's checkpoints that is
+    an EarlierRunExists error unless overwrite=True, which removes them (the whole checkpoint
+    directory) before the first new one is written: `out_dir` never holds two runs' checkpoints.
 
     Writes `out_dir/checkpoints/` every `config.steps_per_epoch` steps, TensorBoard scalars and
     generated videos of the eval split to `log_dir` (default `out_dir/logs`; without eval clips
@@ -362,6 +413,8 @@ def train_model(family, config, train_pattern, eval_pattern, out_dir, steps=None
             train_ds = make_model_dataset(train_pattern, config, config.batch_size)
         with strategy.scope():
             model = family.build(config)
+        if not resume:
+            _start_clean(checkpoint_dir, overwrite, chief)
         checkpoint = TrainingCheckpoint(checkpoint_dir, model, write_directory=write_dir)
         start = checkpoint.restore() if resume else 0
         if start:
