@@ -39,11 +39,31 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
+    parser.add_argument("--debug", action="store_true",
+                        help="show the whole traceback of a failure (amc-tf --debug COMMAND ...)")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except Exception as e:  # noqa: BLE001  one line for the user; --debug for the developer
+        if args.debug:
+            raise
+        print(f"amc-tf {args.command}: error: {describe(e)} (amc-tf --debug {args.command} "
+              f"... shows the traceback)", file=sys.stderr, flush=True)
+        return 1
+
+
+def describe(error):
+    """One line: what failed and where (the file an OSError names, the first line of the
+    message; a TensorFlow error's message without its op context)."""
+    if isinstance(error, OSError) and error.filename:
+        reason = error.strerror or str(error)
+        return f"{error.filename}: {reason}"
+    message = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import shutil
 import statistics
 import time
 
+from amc_tf.arguments import at_least, int64, positive
 from amc_tf.models.family import DEFAULT_FAMILY, family_names
 
 COMPARE_MD = "compare.md"
@@ -173,14 +174,14 @@ def compare(data, models, preset, out, steps=None, budget_s=None, classifier_ste
     style = datasets.get(summary["dataset"])
     train_pattern = os.path.join(preprocess.split_dir(data, "train"), "*")
     eval_pattern = os.path.join(preprocess.split_dir(data, "eval"), "*")
-    if train.first_batch(eval_pattern, family_config(families[0], preset, summary, style),
-                         1) is None:
+    # Every family's preset first (an unknown or fixed-size one is named before any work).
+    configs = [family_config(f, preset, summary, style) for f in families]
+    if train.first_batch(eval_pattern, configs[0], 1) is None:
         raise ValueError(f"the eval split of {data} holds no clip: nothing to compare on")
     timed_run = _callbacks()
     judges, report = {}, {"data": data, "dataset": summary["dataset"], "preset": preset,
                           "steps": steps, "budget_s": budget_s, "models": {}}
     request = None
-    configs = [family_config(f, preset, summary, style) for f in families]
     judge_frames = min(c.judge_frame_size for c in configs)
     for family, config in zip(families, configs):
         class_names = list(summary["class_names"])[:config.num_classes]
@@ -299,6 +300,10 @@ def run(args):
     if unknown or not models:
         raise SystemExit(f"amc-tf compare: error: unknown model(s) {unknown}; choose from "
                          f"{', '.join(family_names())}")
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        raise SystemExit(f"amc-tf compare: error: --models names {', '.join(twice)} more than "
+                         f"once (each model trains once into OUT/<model>)")
     budget_s = 60.0 * args.budget_minutes if args.budget_minutes else None
     report = compare(args.data, models, args.preset, args.out, steps=args.steps,
                      budget_s=budget_s, classifier_steps=args.classifier_steps,
@@ -318,15 +323,15 @@ def register(subparsers):
                         f"{','.join(family_names())}; {DEFAULT_FAMILY} is the main model)")
     p.add_argument("--preset", default="cpu", help="the preset every model uses")
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=at_least(1), default=None,
                    help="train steps per model (default: each preset's train_steps)")
-    p.add_argument("--budget-minutes", type=float, default=None,
+    p.add_argument("--budget-minutes", type=positive(float), default=None,
                    help="wall-clock training budget per model; stops earlier than --steps")
-    p.add_argument("--classifier-steps", type=int, default=None,
+    p.add_argument("--classifier-steps", type=at_least(1), default=None,
                    help="B.3 classifier steps (default: the pipeline's for the preset; the "
                         "judges are trained once, shared)")
     p.add_argument("--no-keypoint-judge", action="store_true",
                    help="skip B.4's keypoint judge (no keypoint accuracy)")
-    p.add_argument("--rows", type=int, default=6, help="contact sheet rows (eval appearances)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", type=at_least(1), default=6, help="contact sheet rows (eval appearances)")
+    p.add_argument("--seed", type=int64, default=0)
     p.set_defaults(func=run)

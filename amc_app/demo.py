@@ -21,6 +21,7 @@ import re
 import sys
 import time
 
+from amc_tf.arguments import at_least
 from amc_tf.models.family import DEFAULT_FAMILY, family_names
 
 
@@ -179,8 +180,8 @@ def register(subparsers):
     p.add_argument("--model", default=DEFAULT_FAMILY, choices=family_names(),
                    help="model family (default %(default)s)")
     p.add_argument("--preset", default="cpu")
-    p.add_argument("--clips", type=int, default=360, help="synthetic clips to write")
-    p.add_argument("--num-classes", type=int, default=12)
+    p.add_argument("--clips", type=at_least(1), default=360, help="synthetic clips to write")
+    p.add_argument("--num-classes", type=at_least(2), default=12)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beam-workers", type=int, default=2)
+    p.add_argument("--beam-workers", type=at_least(1), default=2)
     p.set_defaults(func=run)

@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from amc_tf.arguments import at_least
 from amc_tf.data import datasets
 from amc_tf.models.family import DEFAULT_FAMILY, family_names
 from pipeline import configs
@@ -97,18 +98,18 @@ def register(subparsers):
     r.add_argument("--eval-threshold", type=float, default=None,
                    help="lowest generated/real accuracy ratio (the judge on generated videos "
                         "relative to real clips) that may be pushed; default: the preset's")
-    r.add_argument("--classifier-steps", type=int, default=None)
-    r.add_argument("--model-steps", type=int, default=None,
+    r.add_argument("--classifier-steps", type=at_least(1), default=None)
+    r.add_argument("--model-steps", type=at_least(1), default=None,
                    help="training steps of the model (default: the preset's)")
-    r.add_argument("--beam-workers", type=int, default=1)
+    r.add_argument("--beam-workers", type=at_least(1), default=1)
     r.add_argument("--cache", action="store_true", help="reuse unchanged components' outputs")
     augmentation = r.add_argument_group(
         "augmentation (B.1)", "default: the preset's copies with the dataset's flip and strides; "
         "none for gestures at the paper presets (the paper does not augment NATOPS)")
-    augmentation.add_argument("--augment-copies", type=int, default=None,
+    augmentation.add_argument("--augment-copies", type=at_least(1), default=None,
                               help="examples per clip, each with a random flip and stride")
     augmentation.add_argument("--flip-probability", type=float, default=None)
-    augmentation.add_argument("--strides", type=int, nargs="+", default=None,
+    augmentation.add_argument("--strides", type=at_least(1), nargs="+", default=None,
                               help="frame strides to draw from, e.g. 1 2 3")
     r.set_defaults(func=_run)
 
@@ -121,11 +122,11 @@ def register(subparsers):
                    help="default: the model's paper preset (paper-natops for amc-gan and "
                         "imaginator, paper-mug for twostreamvan, paper for g3an)")
     c.add_argument("--dataset", default=configs.DATASET, choices=datasets.names())
-    c.add_argument("--num-classes", type=int, default=None,
+    c.add_argument("--num-classes", type=at_least(2), default=None,
                    help="accept only the first N classes of the raw data (default: all)")
     c.add_argument("--gpu-machine-type", default="a2-highgpu-1g")
     c.add_argument("--gpu-type", default="NVIDIA_TESLA_A100")
-    c.add_argument("--gpu-count", type=int, default=1)
+    c.add_argument("--gpu-count", type=at_least(0), default=1)
     c.add_argument("--replica-count", type=_replica_count, default=1,
                    help="GPU machines of the GAN Trainer's Vertex job: 1 chief + N-1 workers "
                         "under MultiWorkerMirroredStrategy (default %(default)s)")

@@ -20,6 +20,7 @@ lanes=(
    tests/test_keypoint_judge.py tests/test_data_gestures.py tests/test_data_faces.py
    tests/test_data_hardening.py tests/test_datasets.py tests/test_inputs.py
    tests/test_metrics.py tests/test_evaluation.py tests/test_layers.py tests/test_scripts.py
+   tests/test_cli_fuzz.py
    | tests/test_serving.py tests/test_serving_hardening.py tests/test_compare.py"
   "main tests/test_model.py tests/test_imaginator.py tests/test_g3an.py
    tests/test_twostreamvan.py

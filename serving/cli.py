@@ -2,22 +2,7 @@
 
 import os
 
-
-def _positive(kind):
-    """An argparse type: a number of `kind` above 0 (0 or less is refused by name: a poll
-    interval of 0 spun a core at 98 % while idle, a batch limit of -1 failed every warm-up)."""
-    import argparse
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not value > 0:       # also NaN
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-        return value
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
+from amc_tf.arguments import at_least, int64, positive
 
 
 def serve(args):
@@ -61,7 +46,17 @@ def generate(args):
 
     from serving import client
 
-    metadata = client.get_metadata(args.server, args.model_name, args.timeout)
+    if args.image is not None:
+        problem = _image_problem(args.image)
+        if problem:
+            print(f"amc-tf generate: error: {problem}", file=sys.stderr, flush=True)
+            return 2
+    import grpc
+    try:
+        metadata = client.get_metadata(args.server, args.model_name, args.timeout)
+    except grpc.RpcError as e:
+        print(f"amc-tf generate: error: {_server_problem(e, args)}", file=sys.stderr, flush=True)
+        return 1
     # The model's metadata says whether `generate` takes an appearance (G3AN does not).
     takes_image = "appearance" in metadata["signature_inputs"]["generate"]
     if takes_image != (args.image is not None):
@@ -70,9 +65,18 @@ def generate(args):
         print(f"amc-tf generate: error: model {metadata['model']!r} ({args.model_name}) "
               f"{reason}", file=sys.stderr, flush=True)
         return 2
-    video, velocity = client.generate_video(args.server, args.image, args.motion, args.seed,
-                                            model_name=args.model_name, timeout=args.timeout,
-                                            metadata=metadata)
+    try:
+        client.resolve_class(args.motion, metadata["class_names"])
+    except ValueError as e:
+        print(f"amc-tf generate: error: --motion: {e}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        video, velocity = client.generate_video(
+            args.server, args.image, args.motion, args.seed, model_name=args.model_name,
+            timeout=args.timeout, metadata=metadata)
+    except grpc.RpcError as e:
+        print(f"amc-tf generate: error: {_server_problem(e, args)}", file=sys.stderr, flush=True)
+        return 1
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     written = [client.write_gif(video, args.out, fps=args.fps)]
@@ -86,6 +90,31 @@ def generate(args):
     print(f"generated {video.shape[0]} frames of {name!r} (seed {args.seed}){drawn}: "
           f"{', '.join(written)}")
     return 0
+
+
+def _image_problem(path):
+    """Why `path` cannot be an appearance image, or None (checked before the server is asked:
+    a bad argument writes nothing)."""
+    if not os.path.isfile(path):
+        return f"--image {path}: no such file"
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, UnidentifiedImageError, SyntaxError) as e:
+        return f"--image {path} is not a readable PNG or JPEG ({type(e).__name__}: {e})"
+    return None
+
+
+def _server_problem(error, args):
+    code = error.code()
+    if code.name == "UNAVAILABLE":
+        return (f"no model server answers at {args.server} ({error.details()}); start one "
+                f"with `amc-tf serve --model-base-path ...` or give --server HOST:PORT")
+    if code.name == "NOT_FOUND":
+        return (f"the server at {args.server} serves no model named {args.model_name!r} "
+                f"({error.details()}); give --model-name")
+    return f"the server at {args.server} answered {code.name}: {error.details()}"
 
 
 def evaluate(args):
@@ -110,22 +139,22 @@ def register(subparsers):
                    help="TF Serving base path: <dir>/<version>/ SavedModels")
     p.add_argument("--model-name", default="amc_gan")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
-    p.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
-    p.add_argument("--rest-port", type=int, default=8501, help="REST port; -1 disables REST")
-    p.add_argument("--max-batch-size", type=_positive(int), default=None,
+    p.add_argument("--port", type=at_least(0), default=8500, help="gRPC port (0: pick a free one)")
+    p.add_argument("--rest-port", type=at_least(-1), default=8501, help="REST port; -1 disables REST")
+    p.add_argument("--max-batch-size", type=positive(int), default=None,
                    help="request batch limit (default: the one stored in the model)")
-    p.add_argument("--max-message-bytes", type=int, default=64 << 20,
+    p.add_argument("--max-message-bytes", type=positive(int), default=64 << 20,
                    help="largest gRPC message / REST body, and the most one input tensor may "
                         "decode to")
-    p.add_argument("--poll-interval", type=_positive(float), default=2.0,
+    p.add_argument("--poll-interval", type=positive(float), default=2.0,
                    help="seconds between checks for a newly pushed version")
-    p.add_argument("--workers", type=_positive(int), default=8,
+    p.add_argument("--workers", type=positive(int), default=8,
                    help="concurrent gRPC requests (and as many REST predicts)")
-    p.add_argument("--rest-timeout", type=_positive(float), default=30.0,
+    p.add_argument("--rest-timeout", type=positive(float), default=30.0,
                    help="seconds a REST connection may send nothing before it is closed")
-    p.add_argument("--rest-max-connections", type=_positive(int), default=64,
+    p.add_argument("--rest-max-connections", type=positive(int), default=64,
                    help="REST connections served at once; more are answered 503")
-    p.add_argument("--grace", type=float, default=10.0,
+    p.add_argument("--grace", type=at_least(0.0, float), default=10.0,
                    help="seconds in-flight requests get on shutdown; the process exits "
                         "then, even if a request is still computing")
     p.set_defaults(func=serve)
@@ -136,12 +165,12 @@ def register(subparsers):
                    help="appearance image (PNG/JPEG), for models that take one (the model's "
                         "metadata says; G3AN takes none: class and seed only)")
     g.add_argument("--motion", required=True, help="motion class name or id")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int64, default=0)
     g.add_argument("--out", required=True, help="output GIF (an MP4 is written beside it)")
     g.add_argument("--contact-sheet", default=None, help="also write the frames as one PNG")
     g.add_argument("--model-name", default="amc_gan")
-    g.add_argument("--fps", type=int, default=8)
-    g.add_argument("--timeout", type=float, default=60.0)
+    g.add_argument("--fps", type=positive(int), default=8)
+    g.add_argument("--timeout", type=positive(float), default=60.0)
     g.set_defaults(func=generate)
 
     e = subparsers.add_parser(
@@ -155,7 +184,7 @@ def register(subparsers):
                    help="preprocessed clips (`amc-tf preprocess` OUT or ExampleGen's examples)")
     e.add_argument("--split", default="eval", help="the split to evaluate on (default eval)")
     e.add_argument("--model-name", default="amc_gan", help="the served model (with --server)")
-    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--batch-size", type=positive(int), default=16)
     e.add_argument("--feature-extractor", default=None,
                    help="a video feature extractor SavedModel: adds the usual video FID "
                         "(feature_fid) on its features")

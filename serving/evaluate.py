@@ -10,6 +10,7 @@ same videos) go through the extractor, and the Fréchet distance is taken on its
 """
 
 import json
+import os
 import posixpath
 
 import numpy as np
@@ -19,10 +20,30 @@ from serving import export
 FEATURE_FID = "feature_fid"
 
 
+def load_saved_model(path, what="SavedModel"):
+    """tf.saved_model.load, with a failure named by its file: a missing, empty or unparsable
+    saved_model.pb (TF's own message for a zero-byte file talks about `tags=`), or variables
+    that cannot be read (a truncated copy)."""
+    import tensorflow as tf
+    graph = os.path.join(path, "saved_model.pb")
+    if not tf.io.gfile.exists(graph):
+        raise FileNotFoundError(f"{what} {path} holds no saved_model.pb (a directory that "
+                                f"`amc-tf pipeline run` or the Pusher wrote: <base>/<version>)")
+    if tf.io.gfile.stat(graph).length == 0:
+        raise ValueError(f"{what} {graph} is empty (0 bytes): a copy that did not finish")
+    try:
+        return tf.saved_model.load(path)
+    except Exception as e:  # noqa: BLE001  any reader error: named with the directory
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        raise ValueError(f"{what} {path} cannot be loaded: {type(e).__name__}: "
+                         f"{lines[0] if lines else ''} (its saved_model.pb or variables/ are "
+                         f"corrupt or truncated)") from e
+
+
 def saved_model_runner(saved_model_dir):
     """(run(signature, inputs) -> outputs, metadata, the loaded object to keep alive)."""
     import tensorflow as tf
-    loaded = tf.saved_model.load(saved_model_dir)
+    loaded = load_saved_model(saved_model_dir)
     metadata = export.read_metadata(saved_model_dir)
 
     def run(signature, inputs):
@@ -48,8 +69,7 @@ class FeatureExtractor:
     224x224) belongs inside that SavedModel."""
 
     def __init__(self, path, feature_key=None):
-        import tensorflow as tf
-        loaded = tf.saved_model.load(path)
+        loaded = load_saved_model(path, "feature extractor")
         if "serving_default" not in loaded.signatures:
             raise ValueError(f"feature extractor {path} has no serving_default signature")
         self._loaded = loaded

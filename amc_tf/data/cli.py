@@ -5,6 +5,7 @@ TensorFlow and Beam are imported inside the handlers so that `amc-tf --help` sta
 
 import json
 
+from amc_tf.arguments import at_least
 from amc_tf.data import datasets
 
 
@@ -49,12 +50,12 @@ def register(subparsers):
         "synth", help="write a synthetic NATOPS-like (gestures) or MUG-like (faces) raw dataset")
     p.add_argument("dataset", choices=datasets.names())
     p.add_argument("--out", required=True, help="raw directory to write")
-    p.add_argument("--clips", type=int, default=120)
+    p.add_argument("--clips", type=at_least(1), default=120)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-classes", type=int, default=None, help="; ".join(
+    p.add_argument("--num-classes", type=at_least(2), default=None, help="; ".join(
         f"{name}: the first 1..{len(datasets.get(name).vocabulary)} classes (default "
         f"{datasets.get(name).default_num_classes})" for name in datasets.names()))
-    p.add_argument("--subjects", type=int, default=None,
+    p.add_argument("--subjects", type=at_least(1), default=None,
                    help="number of identities (default: from --clips, 3..20)")
     p.set_defaults(func=_synth)
 
@@ -68,17 +69,17 @@ def register(subparsers):
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty --out whole (the new output is written beside it "
                         "and swapped in when complete)")
-    p.add_argument("--augment-copies", type=int, default=1,
+    p.add_argument("--augment-copies", type=at_least(1), default=1,
                    help="examples per clip, each with a random flip and stride (B.1)")
     p.add_argument("--eval-fraction", type=float, default=0.2, help="share of subjects for eval")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=at_least(2), default=None,
                    help="accept only the first N classes (default: all the raw dir declares)")
     p.add_argument("--flip-probability", type=float, default=None,
                    help="B.1 random horizontal flip (default: the dataset's, 0.5)")
-    p.add_argument("--strides", type=int, nargs="+", default=None,
+    p.add_argument("--strides", type=at_least(1), nargs="+", default=None,
                    help="B.1 frame strides to draw from (default: the dataset's, 1 2 3)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=at_least(1), default=1,
                    help="DirectRunner workers (>1: multi-processing)")
     p.add_argument("--beam-arg", action="append", metavar="ARG",
                    help="extra Beam pipeline arg, repeatable "
@@ -89,9 +90,9 @@ def register(subparsers):
         "contact-sheet", help="PNG of a few preprocessed clips: frames in a grid, keypoints drawn")
     p.add_argument("examples", help="a preprocessed dir (or examples artifact uri)")
     p.add_argument("--out", required=True, help="PNG path")
-    p.add_argument("--clips", type=int, default=6)
+    p.add_argument("--clips", type=at_least(1), default=6)
     p.add_argument("--split", default="train", choices=("train", "eval"))
     p.add_argument("--dataset", default=None, choices=datasets.names(),
                    help="default: from summary.json")
-    p.add_argument("--step", type=int, default=4, help="show every STEP-th frame")
+    p.add_argument("--step", type=at_least(1), default=4, help="show every STEP-th frame")
     p.set_defaults(func=_contact_sheet)

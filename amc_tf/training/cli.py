@@ -8,6 +8,7 @@ the chief writes OUT (docs/multi_worker.md).
 
 import posixpath
 
+from amc_tf.arguments import at_least
 from amc_tf.models.family import DEFAULT_FAMILY, family_names
 
 
@@ -27,8 +28,8 @@ def register(subparsers):
                                                    "paper, cpu, test)")
     p.add_argument("--data", required=True, help="amc-tf preprocess output directory")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: preset's)")
-    p.add_argument("--classifier-steps", type=int, default=0,
+    p.add_argument("--steps", type=at_least(1), default=None, help="training steps (default: preset's)")
+    p.add_argument("--classifier-steps", type=at_least(0), default=0,
                    help="also train the judges first (the B.3 motion classifier for this many "
                         "steps, B.4's keypoint judge at the preset's size) and evaluate the "
                         "model with the metric suite at the end")
@@ -40,13 +41,13 @@ def register(subparsers):
                         "else a string), e.g. --set gram=channel --set w_l1=10")
     p.add_argument("--no-keypoint-judge", action="store_true",
                    help="skip B.4's keypoint detector and classifier (no keypoint accuracy)")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=at_least(2), default=None,
                    help="default: the classes in DATA/summary.json")
     p.add_argument("--ablation", default="none",
                    help="a named ablation of the model family (AMC-GAN: a Table 4 row: none, "
                         "no-ya, no-ym, no-y, no-y-prime, no-da, no-dm, no-daux, no-gaux, "
                         "no-rank; ImaGINator: none; G3AN: none, unconditional, no-fsa)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=at_least(1), default=None)
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--mixed-precision", default=None, help="e.g. mixed_bfloat16")
     p.add_argument("--no-resume", action="store_true",

@@ -32,8 +32,17 @@ def read_json(path):
 def read_examples_summary(examples_dir):
     """`summary.json` of preprocessed examples (`amc-tf preprocess` or ExampleGen's artifact):
     the dataset style and the class names travel with the data there."""
+    import tensorflow as tf
+
     from amc_tf.data.preprocess import SUMMARY_FILE
-    summary = read_json(posixpath.join(examples_dir, SUMMARY_FILE))
+    path = posixpath.join(examples_dir, SUMMARY_FILE)
+    if not tf.io.gfile.exists(path):
+        what = "does not exist" if not tf.io.gfile.exists(examples_dir) else \
+            f"holds no {SUMMARY_FILE}"
+        raise FileNotFoundError(
+            f"{examples_dir} {what}: --data takes `amc-tf preprocess` output (raw clips go "
+            f"through `amc-tf preprocess --dataset D --raw RAW --out DATA` first)")
+    summary = read_json(path)
     for key in ("dataset", "class_names"):
         if key not in summary:
             raise ValueError(f"{posixpath.join(examples_dir, SUMMARY_FILE)} lacks {key!r}")
