@@ -18,6 +18,9 @@ import numpy as np
 from serving import export
 
 FEATURE_FID = "feature_fid"
+# The widest feature vector the feature Fréchet distance takes: at 8192 each (F, F) float64
+# covariance is 0.5 GiB (our choice; I3D's pooled features are 400 or 1024 wide).
+MAX_FEATURES = 8192
 
 
 def load_saved_model(path, what="SavedModel"):
@@ -87,6 +90,36 @@ class FeatureExtractor:
             raise ValueError(f"feature extractor {path} has no output {feature_key!r}; it "
                              f"returns {outputs}")
         self._key = feature_key or outputs[0]
+        self._check_size(self._fn.structured_outputs[self._key].shape[-1], path)
+        self.path = path
+
+    def _check_size(self, width, path):
+        # The Fréchet distance keeps two (F, F) float64 covariances and a matrix square root.
+        if width is not None and width > MAX_FEATURES:
+            raise ValueError(
+                f"feature extractor {path} returns {width} features: each of the Fréchet "
+                f"distance's ({width}, {width}) float64 covariances would take "
+                f"{8 * width ** 2 / 2 ** 30:.1f} GiB; at most {MAX_FEATURES} features (pool "
+                f"or project them inside the SavedModel)")
+
+    def check_fits(self, num_frames, frame_size=64):
+        """Refuses, before any video is generated, an input that declares other frames or
+        sizes than the model's videos (B, num_frames, 64, 64, 3)."""
+        declared = self._fn.structured_input_signature[1][self._input].shape
+        if declared.rank is not None and declared.rank != 5:
+            raise ValueError(f"feature extractor {self.path} takes a rank-{declared.rank} "
+                             f"input; videos are (batch, frames, {frame_size}, {frame_size}, 3)")
+        if declared.rank == 5:
+            _, frames, height, width, channels = declared.as_list()
+            if frames is not None and frames != num_frames:
+                raise ValueError(f"feature extractor {self.path} takes {frames} frames; the "
+                                 f"model's videos have {num_frames}")
+            if (height, width, channels) != (None, None, None) and \
+                    (height, width, channels) != (frame_size, frame_size, 3):
+                raise ValueError(f"feature extractor {self.path} takes frames of "
+                                 f"{height}x{width}x{channels}; the videos' are "
+                                 f"{frame_size}x{frame_size}x3")
+        return self
 
     def __call__(self, video_uint8):
         import tensorflow as tf
@@ -95,6 +128,7 @@ class FeatureExtractor:
         if features.ndim != 2 or features.shape[0] != video.shape[0]:
             raise ValueError(f"the feature extractor returned {features.shape}; expected "
                              f"(batch, features)")
+        self._check_size(features.shape[1], self.path)
         return features
 
 
@@ -120,6 +154,9 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
         raise ValueError(f"the model has no {export.CLASSIFY_GENERATED} signature: export it "
                          f"with this version of amc_tf")
     batch_size = max(1, min(int(batch_size), int(metadata.get("max_batch_size") or batch_size)))
+    # Checked before any video is generated.
+    extractor = None if feature_extractor is None else FeatureExtractor(
+        feature_extractor, feature_key).check_fits(int(metadata["num_frames"]))
     k, class_names = int(metadata["num_keypoints"]), list(metadata["class_names"])
     _check_data_fits(data_dir, k, class_names)
     pattern = posixpath.join(preprocess.split_dir(data_dir, split), "*")
@@ -132,7 +169,6 @@ def evaluate(data_dir, saved_model_dir=None, server=None, model_name="amc_gan", 
     metrics = suite.applicable_metrics(outputs)
     table = suite.per_class_table(outputs, labels, class_names, metrics)
     if feature_extractor is not None:
-        extractor = FeatureExtractor(feature_extractor, feature_key)
         real, generated, fid_labels = [], [], []
         for real_uint8, video, labels_ in paired_videos(run, metadata, pattern, batch_size):
             real.append(extractor(real_uint8))

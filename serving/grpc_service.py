@@ -98,8 +98,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(self, request, context):
         spec = request.model_spec
         try:
-            version = spec.version.value if spec.HasField("version") else None
-            states = self.manager.status(spec.name, version)
+            # The same rule as Predict's: a version label is NOT_FOUND (none is configured).
+            states = self.manager.status(spec.name, _requested_version(spec))
         except errors.ServingError as e:
             context.abort(e.code, e.message)
         response = get_model_status_pb2.GetModelStatusResponse()

@@ -284,6 +284,9 @@ def test_generator_saves_loads_and_generates_from_class_and_noise(tmp_path):
     conditions = conditions_of(batch)
     path = save_model(g, str(tmp_path / "generator.keras"))
     loaded = load_generator(str(tmp_path), "g3an")
+    # Without family= (AMC-GAN's default) the file is named with the family it needs.
+    with pytest.raises(ValueError, match=r"holds a g3an generator.*family='g3an'"):
+        load_generator(path)
     assert type(loaded) is Generator and loaded.get_config() == g.get_config()
     np.testing.assert_allclose(loaded(conditions).numpy(), g(conditions).numpy(), atol=1e-6)
     assert FAMILY.load_generator(path).get_config() == g.get_config()

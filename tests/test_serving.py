@@ -484,6 +484,13 @@ def test_get_model_status(address):
         with pytest.raises(grpc.RpcError) as info:
             model_stub.GetModelStatus(request, timeout=30)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        # A version label: NOT_FOUND, as Predict answers it (issue 35: it read AVAILABLE).
+        request.model_spec.name = "amc_gan"
+        request.model_spec.version_label = "stable"
+        with pytest.raises(grpc.RpcError) as info:
+            model_stub.GetModelStatus(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "version label" in info.value.details()
 
 
 # --- client and CLI -----------------------------------------------------------------------------
@@ -536,16 +543,17 @@ def _eval_data(tmp_path, dataset="gestures", class_names=CLASS_NAMES):
     return str(data)
 
 
-def _export_feature_extractor(path):
+def _export_feature_extractor(path, features=6, frames=None):
     """A user's video feature extractor: per-frame mean colour, then its temporal mean and
-    spread (6 features); float32 (B, T, 64, 64, 3) in [0, 1] -> (B, 6)."""
+    spread (6 features); float32 (B, T, 64, 64, 3) in [0, 1] -> (B, 6). Other `features`: the
+    6 tiled to that width; `frames`: the input declares that many frames."""
     class Extractor(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 64, 64, 3], tf.float32,
+        @tf.function(input_signature=[tf.TensorSpec([None, frames, 64, 64, 3], tf.float32,
                                                     name="video")])
         def __call__(self, video):
             colour = tf.reduce_mean(video, axis=[2, 3])
-            return {"features": tf.concat([tf.reduce_mean(colour, 1),
-                                           tf.math.reduce_std(colour, 1)], axis=-1)}
+            six = tf.concat([tf.reduce_mean(colour, 1), tf.math.reduce_std(colour, 1)], -1)
+            return {"features": tf.tile(six, [1, -(-features // 6)])[:, :features]}
     module = Extractor()
     tf.saved_model.save(module, path, signatures={"serving_default": module.__call__})
 
@@ -584,7 +592,7 @@ def test_amc_tf_evaluate_rejects_data_of_another_kind(exported, tmp_path, datase
         evaluate.evaluate(data, saved_model_dir=exported[0])
 
 
-def test_amc_tf_evaluate_cli_with_a_feature_extractor(exported, tmp_path):
+def test_amc_tf_evaluate_cli_with_a_feature_extractor(exported, tmp_path, capsys):
     from amc_app import cli
     data = _eval_data(tmp_path)
     extractor = str(tmp_path / "extractor")
@@ -597,9 +605,18 @@ def test_amc_tf_evaluate_cli_with_a_feature_extractor(exported, tmp_path):
     overall = report["table"]["overall"]
     assert overall["feature_fid"] >= 0.0 and np.isfinite(overall["feature_fid"])
     assert overall["classifier_fid"] >= 0.0
-    with pytest.raises(ValueError, match="no output 'nope'"):
-        cli.main(["evaluate", "--saved-model", exported[0], "--data", data,
-                  "--feature-extractor", extractor, "--feature-key", "nope"])
+    assert cli.main(["evaluate", "--saved-model", exported[0], "--data", data,
+                     "--feature-extractor", extractor, "--feature-key", "nope"]) == 1
+    assert "amc-tf evaluate: error: ValueError: feature extractor" in capsys.readouterr().err
+    # A feature extractor that cannot fit is refused before any video is generated (issue 35:
+    # 60,000 features asked for 26.8 GiB of covariance; one declaring 16 frames was fed 8).
+    from serving import evaluate
+    for wide, frames, message in ((60000, None, "60000 features"),
+                                  (6, 16, "takes 16 frames; the model's videos have 8")):
+        odd = str(tmp_path / f"extractor_{wide}_{frames}")
+        _export_feature_extractor(odd, features=wide, frames=frames)
+        with pytest.raises(ValueError, match=message):
+            evaluate.evaluate(data, saved_model_dir=exported[0], feature_extractor=odd)
 
 
 def test_serving_cli_does_not_import_tensorflow():

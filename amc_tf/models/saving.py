@@ -44,12 +44,41 @@ def load_model(path):
 
 def load_generator(path, family=None):
     """The generator of `family` (a registered name, default AMC-GAN) from a `.keras` file or
-    a directory holding the family's generator file."""
+    a directory holding the family's generator file. A file of another family is named with the
+    family it needs (it would otherwise read as corrupt: its classes are not registered)."""
     from amc_tf.models.registry import get_family
+    named = family
     family = get_family(family)
     if tf.io.gfile.isdir(path):
         path = posixpath.join(path, family.generator_file())
+    if named is None:
+        saved = saved_family(path)
+        if saved is not None and saved != family.name:
+            raise ValueError(f"{path} holds a {saved} generator, not {family.name}'s: load it "
+                             f"with family={saved!r} (amc-tf: --model {saved})")
     return family.load_generator(path)
+
+
+def saved_family(path):
+    """The registered family whose networks saved the `.keras` file at `path`, from the class
+    its config.json names; None where the file or the class cannot be read."""
+    import importlib
+    import json
+
+    from amc_tf.models.registry import family_names, get_family
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, tf.errors.OpError):
+        return None
+    name = config.get("registered_name") or config.get("class_name")
+    for family in map(get_family, family_names()):
+        importlib.import_module(family.networks_module)     # registers its classes
+        package = family.networks_module.rsplit(".", 1)[0]
+        found = keras.saving.get_registered_object(name)
+        if found is not None and found.__module__.startswith(package + "."):
+            return family.name
+    return None
 
 
 def load_classifier(path):
