@@ -101,10 +101,17 @@ class ModelServer:
         server.start()
         self._grpc = server
         if self.requested_rest_port is not None:
-            self._rest = rest.RestServer(self.predictor, self.manager, self.host,
-                                         self.requested_rest_port, self.max_message_bytes,
-                                         self.rest_timeout_s, self.rest_max_connections,
-                                         self.workers)
+            try:
+                self._rest = rest.RestServer(self.predictor, self.manager, self.host,
+                                             self.requested_rest_port, self.max_message_bytes,
+                                             self.rest_timeout_s, self.rest_max_connections,
+                                             self.workers)
+            except OSError as e:
+                server.stop(0)
+                self.manager.stop()
+                raise OSError(e.errno, f"could not bind the REST server to {self.host}:"
+                                       f"{self.requested_rest_port} ({e.strerror}); choose "
+                                       f"another --rest-port, or -1 for no REST") from e
             self.rest_port = self._rest.start()
         log.info("gRPC on %s:%d%s", self.host, self.port,
                  f", REST on {self.host}:{self.rest_port}" if self._rest else "")

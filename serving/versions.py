@@ -128,6 +128,7 @@ class ModelManager:
         self.warm_up = warm_up
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
+        self._said_empty = False
         self._current = None
         # version -> LoadedModel or _FailedVersion, for GetModelStatus.
         self._history = {}
@@ -182,7 +183,13 @@ class ModelManager:
     def _poll(self):
         candidates = self._candidates()
         if not candidates:
+            if not self._said_empty:           # once, until a version shows up
+                log.warning("no servable version under %s yet: waiting for a directory named "
+                            "by a number that holds saved_model.pb (e.g. %s/1)",
+                            self.model_base_path, self.model_base_path)
+                self._said_empty = True
             return False
+        self._said_empty = False
         version, path = max(candidates)
         current = self._current
         if current is not None and current.version == version:

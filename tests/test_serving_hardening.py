@@ -779,3 +779,21 @@ def test_model_manager_refuses_a_poll_interval_of_zero(tmp_path):
     from serving import versions
     with pytest.raises(ValueError, match="poll_interval_s must be above 0, got 0"):
         versions.ModelManager(str(tmp_path), "m", poll_interval_s=0)
+
+
+def test_amc_tf_serve_names_a_rest_port_in_use_and_an_empty_base_path(tmp_path):
+    """A REST port another process holds: one error line naming it, exit 1, no traceback; a
+    base path with no version yet is said on the log (issue 35: both were silent or a bare
+    'Address already in use')."""
+    amc_tf = os.path.join(os.path.dirname(sys.executable), "amc-tf")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([amc_tf, "serve", "--model-base-path", str(tmp_path), "--port",
+                               "0", "--rest-port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr[-3000:])
+    assert f"could not bind the REST server to 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert "--rest-port" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"no servable version under {tmp_path}" in proc.stderr
