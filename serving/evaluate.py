@@ -103,9 +103,13 @@ class FeatureExtractor:
                 f"or project them inside the SavedModel)")
 
     def check_fits(self, num_frames, frame_size=64):
-        """Refuses, before any video is generated, an input that declares other frames or
-        sizes than the model's videos (B, num_frames, 64, 64, 3)."""
-        declared = self._fn.structured_input_signature[1][self._input].shape
+        """Refuses, before any video is generated, an input that declares another dtype, frames
+        or sizes than the model's videos: float32 (B, num_frames, 64, 64, 3)."""
+        spec = self._fn.structured_input_signature[1][self._input]
+        if spec.dtype.name != "float32":
+            raise ValueError(f"feature extractor {self.path} takes {spec.dtype.name} input; "
+                             f"videos are fed as float32 in [0, 1]")
+        declared = spec.shape
         if declared.rank is not None and declared.rank != 5:
             raise ValueError(f"feature extractor {self.path} takes a rank-{declared.rank} "
                              f"input; videos are (batch, frames, {frame_size}, {frame_size}, 3)")

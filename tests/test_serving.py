@@ -543,15 +543,15 @@ def _eval_data(tmp_path, dataset="gestures", class_names=CLASS_NAMES):
     return str(data)
 
 
-def _export_feature_extractor(path, features=6, frames=None):
+def _export_feature_extractor(path, features=6, frames=None, dtype=tf.float32):
     """A user's video feature extractor: per-frame mean colour, then its temporal mean and
     spread (6 features); float32 (B, T, 64, 64, 3) in [0, 1] -> (B, 6). Other `features`: the
-    6 tiled to that width; `frames`: the input declares that many frames."""
+    6 tiled to that width; `frames`: the input declares that many frames; `dtype`: its type."""
     class Extractor(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, frames, 64, 64, 3], tf.float32,
+        @tf.function(input_signature=[tf.TensorSpec([None, frames, 64, 64, 3], dtype,
                                                     name="video")])
         def __call__(self, video):
-            colour = tf.reduce_mean(video, axis=[2, 3])
+            colour = tf.reduce_mean(tf.cast(video, tf.float32), axis=[2, 3])
             six = tf.concat([tf.reduce_mean(colour, 1), tf.math.reduce_std(colour, 1)], -1)
             return {"features": tf.tile(six, [1, -(-features // 6)])[:, :features]}
     module = Extractor()
@@ -611,10 +611,12 @@ def test_amc_tf_evaluate_cli_with_a_feature_extractor(exported, tmp_path, capsys
     # A feature extractor that cannot fit is refused before any video is generated (issue 35:
     # 60,000 features asked for 26.8 GiB of covariance; one declaring 16 frames was fed 8).
     from serving import evaluate
-    for wide, frames, message in ((60000, None, "60000 features"),
-                                  (6, 16, "takes 16 frames; the model's videos have 8")):
-        odd = str(tmp_path / f"extractor_{wide}_{frames}")
-        _export_feature_extractor(odd, features=wide, frames=frames)
+    for wide, frames, dtype, message in (
+            (60000, None, tf.float32, "60000 features"),
+            (6, 16, tf.float32, "takes 16 frames; the model's videos have 8"),
+            (6, None, tf.uint8, "takes uint8 input; videos are fed as float32")):
+        odd = str(tmp_path / f"extractor_{wide}_{frames}_{dtype.name}")
+        _export_feature_extractor(odd, features=wide, frames=frames, dtype=dtype)
         with pytest.raises(ValueError, match=message):
             evaluate.evaluate(data, saved_model_dir=exported[0], feature_extractor=odd)
 
