@@ -69,21 +69,34 @@ def _write_data(directory, train=16, evals=8, num_classes=4, num_keypoints=9):
 
 
 def test_killed_training_resumes_from_checkpoint(tmp_path):
+    """A run started over an earlier one (--no-resume --overwrite), killed after its first
+    checkpoint, then the plain command: it resumes the new run's checkpoint, never the earlier
+    run's (issue 35), and finishes."""
     data = tmp_path / "data"
     _write_data(data)
     out = tmp_path / "out"
+    checkpoints = out / "model" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("ckpt-400.index", "ckpt-400.data-00000-of-00001"):   # an earlier run's
+        (checkpoints / name).write_bytes(b"an earlier run")
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-400"\n'
+                                            'all_model_checkpoint_paths: "ckpt-400"\n')
     cmd = [sys.executable, "-m", "amc_app.cli", "train", "--model", "amc-gan", "--preset",
            "test", "--data", str(data), "--out", str(out), "--steps", "400"]
-    index = out / "model" / "checkpoints" / "checkpoint"      # CheckpointManager's index
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    index = checkpoints / "checkpoint"                     # CheckpointManager's index
+
+    def new_checkpoints():
+        return [p for p in checkpoints.glob("ckpt-*.index") if p.name != "ckpt-400.index"]
+    proc = subprocess.Popen(cmd + ["--no-resume", "--overwrite"], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while not index.exists() and time.time() < deadline and proc.poll() is None:
+    while not new_checkpoints() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     time.sleep(2.0)
     proc.send_signal(signal.SIGKILL)                       # killed mid-run
     proc.wait()
-    assert index.exists(), proc.stdout.read()[-3000:]
+    assert index.exists() and new_checkpoints(), proc.stdout.read()[-3000:]
+    assert not (checkpoints / "ckpt-400.index").exists()   # the earlier run removed whole
     cmd[cmd.index("400")] = "30"
     # test preset: 5 steps per checkpoint. Resuming needs fewer epochs than 30 / 5 = 6.
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
@@ -92,7 +105,7 @@ def test_killed_training_resumes_from_checkpoint(tmp_path):
     log = proc.stdout + proc.stderr
     assert "resumed from step" in log, log[-3000:]
     resumed = int(log.split("resumed from step")[1].split()[0])
-    assert resumed >= 5 and resumed % 5 == 0
+    assert resumed >= 5 and resumed % 5 == 0 and resumed != 400
     if resumed < 30:
         assert f"Epoch {resumed // 5 + 1}/6" in log and "Epoch 1/6" not in log
     assert tf.train.latest_checkpoint(str(index.parent)).endswith(f"ckpt-{max(resumed, 30)}")
