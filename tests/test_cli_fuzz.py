@@ -1,8 +1,10 @@
 """The command line's promise (issue 35), fuzzed like the server's: every bad invocation of every
-`amc-tf` subcommand exits non-zero within a time bound with one `error:` line and no traceback,
-and writes nothing. In one process (`amc_app.cli.main`), as `amc-tf` runs it: a SystemExit with
-a message prints it and exits 1."""
+`amc-tf` subcommand (a fixed list, then seeded draws of numeric flags and bad values) exits
+non-zero within a time bound with one `error:` line and no traceback, and writes nothing. In one
+process (`amc_app.cli.main`), as `amc-tf` runs it: a SystemExit with a message prints it and
+exits 1."""
 import os
+import random
 import re
 import sys
 import time
@@ -107,6 +109,45 @@ def _invocations(w):
     ]
 
 
+# Flags that take a count or a positive number, and values none of them can take.
+BAD_VALUES = {"count": ["0", "-1", "-7", "2.5", "x", "", "nan", "1e3"],
+              "count0": ["-1", "-3", "2.5", "x", ""],
+              "positive": ["0", "-0.5", "nan", "inf", "x", ""]}
+
+
+def _random_invocations(w, seed=35, draws=24):
+    """Seeded draws of (command, numeric flag, bad value)."""
+    d, out = f"{w}/data", f"{w}/new_out"
+    commands = {
+        "train": (["train", "--preset", "test", "--data", d, "--out", out],
+                  {"--steps": "count", "--batch-size": "count", "--classifier-steps": "count0",
+                   "--num-classes": "count"}),
+        "compare": (["compare", "--data", d, "--models", "amc-gan", "--out", out],
+                    {"--rows": "count", "--steps": "count", "--budget-minutes": "positive",
+                     "--classifier-steps": "count"}),
+        "generate": (["generate", "--motion", "0", "--out", f"{out}/v.gif"],
+                     {"--fps": "count", "--timeout": "positive"}),
+        "serve": (["serve", "--model-base-path", f"{w}/empty_model"],
+                  {"--poll-interval": "positive", "--workers": "count",
+                   "--max-batch-size": "count", "--rest-timeout": "positive",
+                   "--rest-max-connections": "count", "--max-message-bytes": "count"}),
+        "synth": (["synth", "gestures", "--out", out], {"--clips": "count"}),
+        "preprocess": (["preprocess", "--dataset", "gestures", "--raw", f"{w}/raw", "--out",
+                        out], {"--workers": "count", "--augment-copies": "count"}),
+        "contact-sheet": (["contact-sheet", d, "--out", f"{out}/s.png"],
+                          {"--step": "count", "--clips": "count"}),
+        "evaluate": (["evaluate", "--data", d, "--saved-model", f"{w}/empty_model/1"],
+                     {"--batch-size": "count"}),
+    }
+    rng = random.Random(seed)
+    invocations = []
+    for _ in range(draws):
+        prefix, flags = commands[rng.choice(sorted(commands))]
+        flag = rng.choice(sorted(flags))
+        invocations.append(prefix + [flag, rng.choice(BAD_VALUES[flags[flag]])])
+    return invocations
+
+
 def _files(root):
     return sorted(os.path.join(top, name) for top, dirs, files in os.walk(root)
                   for name in files + dirs)
@@ -124,8 +165,8 @@ def _invoke(argv):
 
 
 def test_every_bad_invocation_fails_with_one_error_line_and_writes_nothing(work, capsys):
-    invocations = _invocations(work)
-    assert len(invocations) >= 60
+    invocations = _invocations(work) + _random_invocations(work)
+    assert len(invocations) >= 100
     before = _files(work)
     problems = []
     for argv in invocations:
