@@ -61,6 +61,9 @@ def describe(error):
     if isinstance(error, OSError) and error.filename:
         reason = error.strerror or str(error)
         return f"{error.filename}: {reason}"
+    if callable(getattr(error, "code", None)) and callable(getattr(error, "details", None)):
+        # A gRPC call's failure: its status and the server's (or channel's) words.
+        return f"the model server answered {error.code().name}: {error.details()}"
     message = getattr(error, "message", None) or str(error)
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")

@@ -93,6 +93,7 @@ def _invocations(w):
         evaluate + ["--saved-model", f"{w}/x", "--server", "127.0.0.1:1"],
         evaluate + ["--saved-model", f"{w}/empty_model/1", "--batch-size", "0"],
         ["evaluate", "--data", f"{w}/missing", "--saved-model", f"{w}/empty_model/1"],
+        evaluate + ["--server", "127.0.0.1:1"],
         # synth, preprocess, contact-sheet
         ["synth", "--out", out], ["synth", "bogus", "--out", out], synth + ["--clips", "0"],
         synth + ["--num-classes", "1"], synth + ["--clips", "abc"],
@@ -197,6 +198,8 @@ def test_every_bad_invocation_fails_with_one_error_line_and_writes_nothing(work,
       "--timeout", "2"], "no model server answers at 127.0.0.1:1"),
     (["train", "--data", "{w}/data", "--out", "{w}/earlier", "--preset", "test", "--no-resume"],
      "holds the checkpoints of an earlier run"),
+    (["evaluate", "--data", "{w}/data", "--server", "127.0.0.1:1"],
+     "the model server answered UNAVAILABLE"),
 ])
 def test_error_lines_name_the_problem(work, capsys, argv, expected):
     assert _invoke([a.format(w=work) for a in argv])
