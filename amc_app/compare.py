@@ -332,6 +332,7 @@ def register(subparsers):
                         "judges are trained once, shared)")
     p.add_argument("--no-keypoint-judge", action="store_true",
                    help="skip B.4's keypoint judge (no keypoint accuracy)")
-    p.add_argument("--rows", type=at_least(1), default=6, help="contact sheet rows (eval appearances)")
+    p.add_argument("--rows", type=at_least(1), default=6,
+                   help="contact sheet rows (eval appearances)")
     p.add_argument("--seed", type=int64, default=0)
     p.set_defaults(func=run)

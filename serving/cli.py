@@ -140,7 +140,8 @@ def register(subparsers):
     p.add_argument("--model-name", default="amc_gan")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     p.add_argument("--port", type=at_least(0), default=8500, help="gRPC port (0: pick a free one)")
-    p.add_argument("--rest-port", type=at_least(-1), default=8501, help="REST port; -1 disables REST")
+    p.add_argument("--rest-port", type=at_least(-1), default=8501,
+                   help="REST port; -1 disables REST")
     p.add_argument("--max-batch-size", type=positive(int), default=None,
                    help="request batch limit (default: the one stored in the model)")
     p.add_argument("--max-message-bytes", type=positive(int), default=64 << 20,

@@ -28,7 +28,8 @@ def register(subparsers):
                                                    "paper, cpu, test)")
     p.add_argument("--data", required=True, help="amc-tf preprocess output directory")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--steps", type=at_least(1), default=None, help="training steps (default: preset's)")
+    p.add_argument("--steps", type=at_least(1), default=None,
+                   help="training steps (default: preset's)")
     p.add_argument("--classifier-steps", type=at_least(0), default=0,
                    help="also train the judges first (the B.3 motion classifier for this many "
                         "steps, B.4's keypoint judge at the preset's size) and evaluate the "

@@ -19,8 +19,8 @@ from amc_tf.training.data import (JUDGE_CACHE_BYTES, TRAIN_PART, VALIDATION_PART
 from amc_tf.training.files import (CHECKPOINT_DIR, CLASSIFIER_METRICS_FILE,
                                    write_config, write_json)
 from amc_tf.training.guards import (EarlierRunExists, StopOnNonFiniteLoss, TrainingDiverged,
-                                    UnusableCheckpoint,
-                                    check_finite_weights, non_finite_weights)
+                                    UnusableCheckpoint, check_finite_weights,
+                                    non_finite_weights)
 from amc_tf.training.summaries import ScalarSummary, VideoSummary
 
 
