@@ -25,6 +25,8 @@ ENV_DATASET = "AMC_DATASET"            # default gestures
 ENV_THRESHOLD = "AMC_EVAL_THRESHOLD"   # overrides the preset's accuracy-ratio threshold
 ENV_PIPELINE_NAME = "AMC_PIPELINE_NAME"  # default: the model's name (amc_gan)
 ENV_BEAM_WORKERS = "AMC_BEAM_WORKERS"  # DirectRunner workers, default 1 (in-process)
+ENV_MODEL_STEPS = "AMC_MODEL_STEPS"    # the model Trainer's steps, default the preset's
+ENV_CACHE = "AMC_CACHE"                # 1: reuse unchanged components' outputs (as --cache)
 
 
 def home_layout(home, model=DEFAULT_FAMILY):
@@ -99,6 +101,22 @@ def run(**kwargs):
     return home_layout(kwargs["home"], kwargs.get("model", DEFAULT_FAMILY))
 
 
+def _env_flag(name):
+    value = os.environ.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"{name}={os.environ[name]!r}: use 1 or 0")
+    return value in ("1", "true", "yes")
+
+
+def _env_steps(name):
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: a number of steps, 1 or more")
+    return int(value)
+
+
 def settings_from_env():
     threshold = os.environ.get(ENV_THRESHOLD)
     return dict(
@@ -110,6 +128,8 @@ def settings_from_env():
         eval_ratio_threshold=float(threshold) if threshold else None,
         pipeline_name=os.environ.get(ENV_PIPELINE_NAME) or None,
         beam_workers=int(os.environ.get(ENV_BEAM_WORKERS, "1")),
+        model_train_steps=_env_steps(ENV_MODEL_STEPS),
+        enable_cache=_env_flag(ENV_CACHE),
     )
 
 

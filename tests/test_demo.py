@@ -115,8 +115,14 @@ def _check_pipeline_run_then_tfx_cli_run_against_the_baseline(home, tmp_path):
         assert served["class_names"] == f.read().split()
     assert all(n.startswith("natops_") for n in served["class_names"])
 
+    # Run 2 trains a new candidate (other steps) on the same data: with the cache the data's
+    # components and the judges' Trainer are reused, the model Trainer, Evaluator and Pusher run.
+    from pipeline import local_runner as runner
+    steps = configs.model_train_steps("amc-gan", "test") + 1
     env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
-               AMC_PRESET="test", AMC_RAW=raw, AMC_EVAL_THRESHOLD="1e9")
+               AMC_PRESET="test", AMC_RAW=raw, AMC_EVAL_THRESHOLD="1e9", AMC_CACHE="1",
+               AMC_MODEL_STEPS=str(steps))
+    assert runner.ENV_CACHE in env and runner.ENV_MODEL_STEPS in env
     tfx_cli = os.path.join(VENV_BIN, "tfx")
     runner = os.path.join(configs.REPO_ROOT, "pipeline", "local_runner.py")
     for cmd in ([tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path", runner],
@@ -129,5 +135,9 @@ def _check_pipeline_run_then_tfx_cli_run_against_the_baseline(home, tmp_path):
     assert summary["blessed"] is False
     assert summary["baseline_model"] == [first_model]
     nodes = results.latest_run(layout["metadata_path"], configs.PIPELINE_NAME)
-    assert nodes["Evaluator"]["state"] == "COMPLETE"
+    for node in ("model_trainer", "Evaluator", "Pusher"):
+        assert nodes[node]["state"] == "COMPLETE", (node, nodes[node]["state"])
+    for node in ("VideoExampleGen", "StatisticsGen", "classifier_trainer"):
+        assert nodes[node]["state"] == "CACHED", (node, nodes[node]["state"])
+    assert nodes["model_trainer"]["outputs"]["model"][0]["uri"] != first_model
     assert os.listdir(layout["serving_model_dir"]) == versions, "pushed without blessing"

@@ -211,7 +211,8 @@ def test_train_cli_writes_everything_to_ram_filesystem(tmp_path):
 def test_train_cli_config_overrides_and_saved_judges(tmp_path, capsys):
     """`--set FIELD=VALUE` changes the preset's config (written to OUT/model/config.json); a bad
     field or value is a clear error before any training; `--judges DIR` evaluates with judges
-    saved by an earlier run instead of training them."""
+    saved by an earlier run instead of training them. The first run's data has an empty eval
+    split (12 clips of one subject): training runs and says what it skips."""
     from amc_app import cli
     from amc_tf.training.cli import config_overrides
     data = tmp_path / "data"
@@ -221,14 +222,22 @@ def test_train_cli_config_overrides_and_saved_judges(tmp_path, capsys):
     assert changes == {"gram": "channel", "w_l1": 10, "g_decoder_filters": [8, 8, 4, 4]}
     # The config holds tuples, as one read from JSON does.
     assert c.replace(**changes).g_decoder_filters == (8, 8, 4, 4)
+    no_eval = tmp_path / "no_eval"
+    _write_data(no_eval, train=12, evals=0)
+    os.makedirs(no_eval / "Split-eval")
+    with tf.io.TFRecordWriter(str(no_eval / "Split-eval" / "clips.gz"), options="GZIP"):
+        pass                                               # what preprocess writes: no record
     first = str(tmp_path / "first")
-    assert cli.main(["train", "--preset", "test", "--data", str(data), "--out", first,
+    assert cli.main(["train", "--preset", "test", "--data", str(no_eval), "--out", first,
                      "--steps", "5", "--classifier-steps", "2", "--no-keypoint-judge",
                      "--set", "gram=channel", "--set", "w_l1=7.5"]) == 0
+    out = capsys.readouterr().out
+    assert "eval split" in out and "holds no clip" in out
+    assert "training without the generated-video summaries" in out
+    assert os.path.exists(os.path.join(first, "model", "generator.keras"))
     with open(os.path.join(first, "model", "config.json")) as f:
         saved = json.load(f)
     assert (saved["gram"], saved["w_l1"]) == ("channel", 7.5)
-    capsys.readouterr()
     for bad, message in ((["--set", "gramm=channel"], "has no field 'gramm'"),
                          (["--set", "gram"], "FIELD=VALUE"),
                          (["--set", "gram=pixels"], "unknown gram 'pixels'")):
@@ -242,22 +251,6 @@ def test_train_cli_config_overrides_and_saved_judges(tmp_path, capsys):
     assert "judges from" in capsys.readouterr().out
     assert os.path.exists(os.path.join(second, "evaluation.json"))
     assert not os.path.exists(os.path.join(second, "classifier"))
-
-
-def test_train_cli_with_an_empty_eval_split(tmp_path, capsys):
-    """12 clips of one subject: the eval split is empty. Training runs and says what it skips."""
-    from amc_app import cli
-    data = tmp_path / "data"
-    _write_data(data, train=12, evals=0)
-    os.makedirs(data / "Split-eval")
-    with tf.io.TFRecordWriter(str(data / "Split-eval" / "clips.gz"), options="GZIP"):
-        pass                                               # what preprocess writes: no record
-    assert cli.main(["train", "--preset", "test", "--data", str(data), "--out",
-                     str(tmp_path / "out"), "--steps", "5", "--classifier-steps", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "eval split" in out and "holds no clip" in out
-    assert "training without the generated-video summaries" in out
-    assert (tmp_path / "out" / "model" / "generator.keras").exists()
 
 
 def test_trainer_run_fns_on_ram_filesystem(tmp_path):
