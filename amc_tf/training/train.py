@@ -264,9 +264,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         listed = list(self._listed())
         if listed:
             return listed[::-1]
-        found = [index[:-len(".index")] for index in
-                 tf.io.gfile.glob(posixpath.join(self.directory, "ckpt-*.index"))]
-        return sorted(found, key=_checkpoint_number, reverse=True)
+        return _checkpoint_files(self.directory)
 
     def _listed(self):
         """The checkpoints the chief's index lists, oldest first, its latest last (read from
@@ -330,10 +328,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=step)
 
 
-def _checkpoint_number(prefix):
-    """N of a ckpt-N prefix (-1 for another name)."""
-    number = prefix.rsplit("-", 1)[-1]
-    return int(number) if number.isdigit() else -1
+def _checkpoint_files(directory):
+    """The ckpt-N prefixes on disk in `directory`, newest (highest N) first."""
+    def number(prefix):
+        n = prefix.rsplit("-", 1)[-1]
+        return int(n) if n.isdigit() else -1
+    found = [index[:-len(".index")] for index in
+             tf.io.gfile.glob(posixpath.join(directory, "ckpt-*.index"))]
+    return sorted(found, key=number, reverse=True)
 
 
 def earlier_checkpoint(checkpoint_dir):
@@ -345,9 +347,7 @@ def earlier_checkpoint(checkpoint_dir):
         path = None
     if path:
         return path
-    found = [index[:-len(".index")] for index in
-             tf.io.gfile.glob(posixpath.join(checkpoint_dir, "ckpt-*.index"))]
-    return max(found, key=_checkpoint_number) if found else None
+    return next(iter(_checkpoint_files(checkpoint_dir)), None)
 
 
 def check_no_earlier_run(checkpoint_dir, overwrite):
