@@ -140,6 +140,19 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(run, confi
     assert step == 5 and "skipped the checkpoint" in log and "ckpt-10" in log, log
 
 
+def test_unreadable_checkpoints_name_the_files(run, data, config, tmp_path):
+    """Every checkpoint's data truncated (a crash or a bad copy), or another preset's
+    checkpoint (other shapes): the run stops naming them, never silently half-restored."""
+    other_run = shutil.copytree(run, tmp_path / "other")
+    for path in (run / "checkpoints").glob("ckpt-*.data-*"):
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RuntimeError, match=r"cannot restore the checkpoint .*ckpt-10.*ckpt-5"):
+        train.train_model(FAMILY, config, data[1], None, str(run), steps=15, verbose=0)
+    other = config.replace(noise_dim=config.noise_dim + 4)
+    with pytest.raises(RuntimeError, match="cannot restore the checkpoint"):
+        train.train_model(FAMILY, other, data[1], None, str(other_run), steps=15, verbose=0)
+
+
 def test_train_cli_names_an_unusable_checkpoint_and_the_way_out(trained, data, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained / "checkpoints", out / "model" / "checkpoints")
