@@ -23,7 +23,10 @@ export UV_PYTHON="$VENV/bin/python" UV_LINK_MODE=copy
 
 # The lock is the full resolved set (uv pip compile with requirements/overrides.txt), so install it
 # exactly and without re-resolving: the overrides make tfx's own pins unsatisfiable by design.
-"$UV" pip install --no-deps -r requirements/lock.txt
+# --compile-bytecode: every module's .pyc written once here. Where PYTHONDONTWRITEBYTECODE is set
+# (these machines) Python would otherwise compile TensorFlow, TFX and Beam from source in every
+# process: `import tensorflow` took 14.7 s of CPU without the .pyc files, 5.8 s with them.
+"$UV" pip install --no-deps --compile-bytecode -r requirements/lock.txt
 # Lets TFDV 1.16.1 import under tfx-bsl 1.21 (see compat/amc_tfdv_compat/README.md).
 "$UV" pip install --no-deps --no-build-isolation ./compat/amc_tfdv_compat
 "$UV" pip install --no-deps --no-build-isolation -e .

@@ -16,14 +16,14 @@ run_dir=$(mktemp -d "${TMPDIR:-/tmp}/amc_tests.XXXXXX")
 # A lane: its name, then one pytest process per "|"-separated entry, run in order.
 lanes=(
   "sub tests/test_demo.py tests/test_pipeline.py tests/test_stack.py
-   | tests/test_multi_worker.py tests/test_jax_step.py tests/test_model_mirrored.py
+   | tests/test_multi_worker.py tests/test_jax_step.py
    tests/test_keypoint_judge.py tests/test_data_gestures.py tests/test_data_faces.py
    tests/test_data_hardening.py tests/test_datasets.py tests/test_inputs.py
    tests/test_metrics.py tests/test_evaluation.py tests/test_layers.py tests/test_scripts.py
    tests/test_cli_fuzz.py
    | tests/test_serving.py tests/test_serving_hardening.py tests/test_compare.py"
-  "main tests/test_model.py tests/test_imaginator.py tests/test_g3an.py
-   tests/test_twostreamvan.py
+  "main tests/test_model.py tests/test_model_mirrored.py tests/test_imaginator.py
+   tests/test_g3an.py tests/test_twostreamvan.py
    | tests/test_training.py tests/test_training_guards.py tests/test_benchmarks.py"
 )
 
@@ -62,6 +62,10 @@ run_lane() {   # LANE: "NAME FILES | FILES ..."; returns the number of its proce
 }
 
 args=("$@")
+# The project's modules compiled once: where PYTHONDONTWRITEBYTECODE is set every process (the
+# pytest processes and their ~40 subprocesses) would compile them again (the installed packages
+# are compiled by scripts/setup.sh).
+"$python" -m compileall -q amc_app amc_tf pipeline serving benchmarks > /dev/null
 # Every 5 s: the time, `free -m`'s used MiB and /proc/stat's busy and total CPU jiffies.
 ( while sleep 5; do
     echo "$(date +%s) $(free -m | awk '/^Mem:/{print $3}')" \

@@ -35,6 +35,56 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
 
 
+def pytest_collection_finish(session):
+    """The two-replica checks the selected, not skipped tests ask for (`two_replicas` marker),
+    run together in one process by `two_replica_results`."""
+    import two_replicas
+    checks = []
+    for item in session.items:
+        marker = item.get_closest_marker("two_replicas")
+        if marker and not item.get_closest_marker("skip"):
+            spec = [marker.args[0], marker.kwargs]
+            if spec not in checks:
+                checks.append(spec)
+    session.config.two_replica_checks = checks
+    session.config.two_replica_key = two_replicas.check_key
+
+
+@pytest.fixture(scope="session")
+def two_replica_results(request):
+    """{check key: result} of every two-replica check this pytest process selected, from one
+    subprocess (tests/two_replicas.py)."""
+    import json
+    import subprocess
+    checks = request.config.two_replica_checks
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(root, "tests", "two_replicas.py"),
+                           json.dumps(checks)], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600 * len(checks))
+    results = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("CHECK "):
+            result = json.loads(line[len("CHECK "):])
+            results[result["key"]] = result
+    assert len(results) == len(checks), \
+        f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return results
+
+
+@pytest.fixture
+def two_replicas(request, two_replica_results):
+    """The figures of the two-replica check this test's `two_replicas` marker names (it
+    passed: a failed check fails the test with its traceback)."""
+    marker = request.node.get_closest_marker("two_replicas")
+    result = two_replica_results[request.config.two_replica_key(marker.args[0],
+                                                                 marker.kwargs)]
+    assert result["ok"], result["log"]
+    print(result["figures"])
+    return result["figures"]
+
+
 def _rss_mib():
     with open("/proc/self/status") as f:
         fields = dict(line.split(":", 1) for line in f)

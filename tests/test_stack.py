@@ -46,6 +46,8 @@ def test_tfdv_sql_util_compat_raises_clearly():
     assert hasattr(tfdv, "generate_statistics_from_tfrecord")
 
 
+@pytest.mark.subset_of_slow("test_demo::test_demo_runs_pipeline_serves_and_writes_videos "
+                            "(it runs `tfx pipeline create` and `tfx run create` from the venv)")
 def test_tfx_cli_present_in_venv():
     tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
     assert os.path.exists(tfx_cli), "tfx CLI missing from the venv"

@@ -5,10 +5,6 @@ reconstruction loss falling, training with checkpoints and resume, the serving e
 Vertex compile."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -26,7 +22,6 @@ from amc_tf.models.twostreamvan.streams import (ContentEncoder, ContentGenerator
                                                 MotionEncoder, MotionGenerator)
 
 FAMILY = get_family("twostreamvan")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def conditions_of(batch, config):
@@ -241,71 +236,22 @@ def test_curriculum_draws_each_kind_with_its_probability():
     np.testing.assert_array_equal(draws(100).numpy(), kinds[:100])
 
 
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    from amc_tf.models import get_family
-    from amc_tf.models.twostreamvan.model import draw_step_kind
-
-    family = get_family("twostreamvan")
-    # Every kind within 6 steps (steps 0-1 content, 2-3 harder, 4-5 easier).
-    c = family.config("test", num_classes=4).replace(
-        batch_size=4, p_content=0.34, p_easier_start=0.5, p_easier_end=0.5)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
-        model = family.build(c)
-
-    # Each replica draws from the model's step counter (a mirrored variable).
-    @tf.function
-    def kinds():
-        return strategy.experimental_local_results(
-            strategy.run(lambda: draw_step_kind(model.step_counter, c)))
-
-    for step in range(40):
-        model.step_counter.assign(step)
-        local = [int(k) for k in kinds()]
-        assert local == [int(draw_step_kind(step, c))] * 2, (step, local)
-    model.step_counter.assign(0)
-    expected = [int(draw_step_kind(s, c)) for s in range(6)]
-    assert sorted(set(expected)) == [0, 1, 2], expected
-    if "fit" in sys.argv:
-        rng = np.random.default_rng(0)
-        batch = {"video": tf.constant(rng.uniform(-1, 1, (4, 8, 32, 32, 3)).astype(np.float32)),
-                 "motion_class": tf.constant([0, 1, 2, 3], tf.int32)}
-        logs = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1,
-                         steps_per_epoch=6, verbose=0).history
-        # Both replicas trained the kinds of the global step: the fractions the trackers count.
-        for kind, name in enumerate(("content_steps", "easier_steps", "harder_steps")):
-            assert abs(logs[name][0] - expected.count(kind) / 6) < 1e-6, (name, logs[name])
-        assert int(model.step_counter.numpy()) == 6
-        assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)
-    print("OK")
-""")
-
-
-def run_mirrored(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]
-
-
 @pytest.mark.subset_of_slow("test_two_replicas_train_the_same_step_kinds")
-def test_two_replicas_draw_the_same_step_kinds():
-    run_mirrored()
+@pytest.mark.two_replicas("twostreamvan")
+def test_two_replicas_draw_the_same_step_kinds(two_replicas):
+    """Each replica of a 2-replica MirroredStrategy draws the step kind from the model's step
+    counter (a mirrored variable): the same kind on both, 40 steps (tests/two_replicas.py)."""
+    assert sorted(set(two_replicas["kinds"])) == [CONTENT, EASIER, HARDER]
 
 
 @pytest.mark.slow
-def test_two_replicas_train_the_same_step_kinds():
-    """Six curriculum steps under a 2-replica MirroredStrategy: every kind, no divergence, the
-    trackers' kind fractions those of the global step (3 minutes on 2 loaded cores)."""
-    run_mirrored("fit")
+@pytest.mark.two_replicas("twostreamvan", fit=True)
+def test_two_replicas_train_the_same_step_kinds(two_replicas):
+    """The draws above, then six curriculum steps under the strategy: every kind, no
+    divergence, the trackers' kind fractions those of the global step."""
+    kinds = two_replicas["kinds"]
+    for kind, name in enumerate(("content_steps", "easier_steps", "harder_steps")):
+        assert abs(two_replicas[name] - kinds.count(kind) / 6) < 1e-6, (name, two_replicas)
 
 
 # ---------------------------------------------------------------------- training
