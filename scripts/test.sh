@@ -21,10 +21,11 @@ lanes=(
    tests/test_data_hardening.py tests/test_datasets.py tests/test_inputs.py
    tests/test_metrics.py tests/test_evaluation.py tests/test_layers.py tests/test_scripts.py
    tests/test_cli_fuzz.py
-   | tests/test_serving.py tests/test_serving_hardening.py tests/test_compare.py"
+   | tests/test_serving.py tests/test_serving_hardening.py tests/test_compare.py
+   tests/test_training_guards.py"
   "main tests/test_model.py tests/test_model_mirrored.py tests/test_imaginator.py
    tests/test_g3an.py tests/test_twostreamvan.py
-   | tests/test_training.py tests/test_training_guards.py tests/test_benchmarks.py"
+   | tests/test_training.py tests/test_benchmarks.py"
 )
 
 # Every test file runs: one that no lane names gets a process of its own at the end of the

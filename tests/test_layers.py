@@ -102,3 +102,61 @@ def test_the_check_sees_upward_imports_inside_functions(tmp_path, monkeypatch, s
     monkeypatch.setattr(sys.modules[__name__], "ROOT", str(tmp_path))
     edges = _imports(_modules())
     assert edges["amc_tf.late"] & {"pipeline.configs", "serving.export", "pipeline", "serving"}
+
+
+GENERATION = r"""
+import importlib, json, sys
+import numpy as np
+from amc_tf import inference
+from amc_tf.models import get_family
+appearance = np.full((1, 64, 64, 3), 9, np.uint8)
+for name in ("amc-gan", "imaginator", "twostreamvan", "g3an"):
+    family = get_family(name)
+    config = family.config("test", num_classes=3)
+    velocity = np.zeros((1, config.num_frames - 1, config.velocity_dim), np.float32) \
+        if family.uses_velocity else None
+    generator = importlib.import_module(family.networks_module).build_generator(config)
+    for g in (generator, None):
+        if g is None:                       # the saved generator, as serving loads it
+            generator.save(f"{sys.argv[1]}/{name}.keras")
+            g = family.load_generator(f"{sys.argv[1]}/{name}.keras")
+        video = inference.generate(family, g, config, appearance, 1, seed=3, velocity=velocity)
+        assert video.shape == (1, config.num_frames, 64, 64, 3), video.shape
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("amc_tf"))))
+"""
+
+
+def test_generation_imports_no_training_code(tmp_path):
+    """What generates a video (a family's generator built, saved and loaded, `family.generate`,
+    `amc_tf.inference.generate`) imports no discriminator, loss, train-step or training module:
+    serving's Python path does not drag the training code in (issue 36)."""
+    import json
+    import subprocess
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", GENERATION, str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "amc_tf.models.amc_gan.generator" in imported        # the check saw the families
+    training = [m for m in imported if m.endswith((".model", "discriminators", ".losses"))
+                or m.startswith("amc_tf.training")]
+    assert not training, training
+
+
+def test_model_families_doc_lists_the_registry():
+    """docs/model_families.md's table of families is the registry's: every family, its folder,
+    presets, ablations and inputs (a family added without its row fails here)."""
+    from amc_tf.models import family_names, get_family
+    with open(os.path.join(ROOT, "docs", "model_families.md")) as f:
+        doc = f.read()
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    expected = []
+    for name in family_names():
+        family = get_family(name)
+        folder = family.__module__.split(".")[2]
+        yes = lambda flag: "yes" if flag else "no"
+        expected.append(f"| `{name}` | `amc_tf/models/{folder}/` | {', '.join(family.presets)} | "
+                        f"{', '.join(family.ablations)} | {yes(family.uses_appearance)} | "
+                        f"{yes(family.uses_velocity)} |")
+    assert rows == expected, "\n".join(rows + ["expected:"] + expected)

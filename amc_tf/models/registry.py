@@ -29,3 +29,10 @@ def get_family(name=None):
         raise RuntimeError(f"{FAMILIES[name]}.FAMILY is named {family.name!r}, registered as "
                            f"{name!r}")
     return family
+
+
+def choices_by_family(attribute):
+    """Each family's `presets` or `ablations` in one line for help texts ("amc-gan: paper-mug,
+    ...; g3an: paper, cpu, test"), read from the families themselves (no TensorFlow)."""
+    return "; ".join(f"{name}: {', '.join(getattr(get_family(name), attribute))}"
+                     for name in FAMILIES)

@@ -10,6 +10,7 @@ import posixpath
 
 from amc_tf.arguments import at_least
 from amc_tf.models.family import DEFAULT_FAMILY, family_names
+from amc_tf.models.registry import choices_by_family
 
 
 def register(subparsers):
@@ -23,9 +24,8 @@ def register(subparsers):
                     "writes OUT.")
     p.add_argument("--model", default=DEFAULT_FAMILY, choices=family_names(),
                    help="model family (default %(default)s)")
-    p.add_argument("--preset", default="cpu", help="the family's preset (AMC-GAN, ImaGINator: "
-                                                   "paper-mug, paper-natops, cpu, test; G3AN: "
-                                                   "paper, cpu, test)")
+    p.add_argument("--preset", default="cpu",
+                   help=f"the family's preset ({choices_by_family('presets')})")
     p.add_argument("--data", required=True, help="amc-tf preprocess output directory")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--steps", type=at_least(1), default=None,
@@ -45,9 +45,8 @@ def register(subparsers):
     p.add_argument("--num-classes", type=at_least(2), default=None,
                    help="default: the classes in DATA/summary.json")
     p.add_argument("--ablation", default="none",
-                   help="a named ablation of the model family (AMC-GAN: a Table 4 row: none, "
-                        "no-ya, no-ym, no-y, no-y-prime, no-da, no-dm, no-daux, no-gaux, "
-                        "no-rank; ImaGINator: none; G3AN: none, unconditional, no-fsa)")
+                   help=f"a named ablation of the model family (AMC-GAN's: Table 4's rows; "
+                        f"{choices_by_family('ablations')})")
     p.add_argument("--batch-size", type=at_least(1), default=None)
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--mixed-precision", default=None, help="e.g. mixed_bfloat16")

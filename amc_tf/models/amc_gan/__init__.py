@@ -42,7 +42,7 @@ class AMCGANFamily(ModelFamily):
     def generate(self, generator, conditions, config, training=False):
         from keras import ops
 
-        from amc_tf.models.amc_gan.model import generator_inputs
+        from amc_tf.models.amc_gan.generator import generator_inputs
         # Table 4's ablations zero the removed condition here as in training.
         frames = generator(generator_inputs(conditions, config), training=training)
         appearance = ops.cast(conditions["appearance"], frames.dtype)

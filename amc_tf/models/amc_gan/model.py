@@ -9,27 +9,13 @@ from amc_tf.models.common import AdversarialModel, on_tensorflow
 from amc_tf.models.amc_gan.config import AMCConfig
 from amc_tf.models.amc_gan.discriminators import (build_appearance_discriminator,
                                                   build_motion_discriminator)
-from amc_tf.models.amc_gan.generator import NO_LABEL, build_generator
+from amc_tf.models.amc_gan.generator import NO_LABEL, build_generator, generator_inputs
 
-GENERATOR_INPUTS = ("appearance", "motion_class", "velocity", "noise")
 LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
               "l1_motion", "d_plus", "rank", "d_real_acc", "d_fake_acc")
 # Optional batch keys: each clip's mismatched partner (`mismatch_indices`) for y'_a and y'_m. On
 # TensorFlow the step draws them itself; other backends' batches carry them (and `noise`).
 MISMATCH_KEYS = ("index_mm_a", "index_mm_m")
-
-
-def generator_inputs(conditions, config):
-    """G's inputs from a conditions dict, with the conditions Table 4's ablation removed set to
-    zero: "No y_a" feeds a zero y_a, "No y_m" a zero y_m (no label, zero velocity). Whatever
-    generates with a trained G goes through it, so G sees at generation what it saw in training."""
-    inputs = {k: conditions[k] for k in GENERATOR_INPUTS}
-    if not config.use_appearance:
-        inputs["appearance"] = ops.zeros_like(inputs["appearance"])
-    if not config.use_motion:
-        inputs["motion_class"] = ops.full_like(inputs["motion_class"], NO_LABEL)
-        inputs["velocity"] = ops.zeros_like(inputs["velocity"])
-    return inputs
 
 
 def mismatch_indices(keys, mode="random"):

@@ -33,7 +33,7 @@ class G3anFamily(ModelFamily):
     def generate(self, generator, conditions, config, training=False):
         """G's whole video from the class and z = [z_a, z_m]; an appearance, if given, is not
         used (G3AN has none)."""
-        from amc_tf.models.g3an.model import generator_inputs
+        from amc_tf.models.g3an.generator import generator_inputs
         return generator(generator_inputs(conditions), training=training)
 
 

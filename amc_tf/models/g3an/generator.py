@@ -9,6 +9,14 @@ from amc_tf.models.common import Network, batch_norm
 from amc_tf.models.g3an.attention import FactorizedSelfAttention
 from amc_tf.models.spectral_norm import SpectralConv3DTranspose
 
+GENERATOR_INPUTS = ("motion_class", "noise")
+
+
+def generator_inputs(conditions):
+    """G's inputs from a conditions dict (the family contract's; no appearance, no
+    velocities)."""
+    return {k: conditions[k] for k in GENERATOR_INPUTS}
+
 
 def _padding(stride):
     """PEERS.md's table: stride 1 with padding 0, stride 2 with k4 p1."""

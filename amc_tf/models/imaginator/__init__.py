@@ -28,7 +28,7 @@ class ImaginatorFamily(ModelFamily):
     def generate(self, generator, conditions, config, training=False):
         from keras import ops
 
-        from amc_tf.models.imaginator.model import generator_inputs
+        from amc_tf.models.imaginator.generator import generator_inputs
         # G generates all T frames; frame 0 (trained towards the conditioning image by the L1
         # term) is replaced by y_a itself, as the contract wants.
         video = generator(generator_inputs(conditions), training=training)

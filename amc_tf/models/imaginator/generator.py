@@ -6,6 +6,13 @@ from keras import ops
 
 from amc_tf.models.common import Network, batch_norm
 
+GENERATOR_INPUTS = ("appearance", "motion_class", "noise")
+
+
+def generator_inputs(conditions):
+    """G's inputs from a conditions dict (the family contract's; velocities are not used)."""
+    return {k: conditions[k] for k in GENERATOR_INPUTS}
+
 
 def class_map(one_hot, frames, size):
     """The one-hot category vector (batch, c) replicated to a map (batch, T, size, size, c)."""

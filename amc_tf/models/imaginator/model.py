@@ -17,16 +17,10 @@ from amc_tf.models.common import AdversarialModel
 from amc_tf.models.imaginator.config import ImaginatorConfig
 from amc_tf.models.imaginator.discriminators import build_video_discriminator
 from amc_tf.models.image_discriminator import build_image_discriminator
-from amc_tf.models.imaginator.generator import build_generator
+from amc_tf.models.imaginator.generator import build_generator, generator_inputs
 
-GENERATOR_INPUTS = ("appearance", "motion_class", "noise")
 LOSS_NAMES = ("d_loss", "d_video", "d_image", "g_loss", "g_video", "g_image", "l1",
               "d_video_real_acc", "d_video_fake_acc", "d_image_real_acc", "d_image_fake_acc")
-
-
-def generator_inputs(conditions):
-    """G's inputs from a conditions dict (the family contract's; velocities are not used)."""
-    return {k: conditions[k] for k in GENERATOR_INPUTS}
 
 
 def sample_frames(video, count):
