@@ -2,6 +2,7 @@
 
     config          AMCConfig, the presets (paper-mug, paper-natops, cpu, test), Table 4 ablations
     generator       G (appendix A.1)
+    conditions      G's inputs from the conditions, Table 4's ablations applied
     discriminators  D_a and D_m (A.2, A.3)
     model           AMCGAN: the three networks with Algorithm 1 as `train_step`
 """
@@ -42,7 +43,7 @@ class AMCGANFamily(ModelFamily):
     def generate(self, generator, conditions, config, training=False):
         from keras import ops
 
-        from amc_tf.models.amc_gan.generator import generator_inputs
+        from amc_tf.models.amc_gan.conditions import generator_inputs
         # Table 4's ablations zero the removed condition here as in training.
         frames = generator(generator_inputs(conditions, config), training=training)
         appearance = ops.cast(conditions["appearance"], frames.dtype)

@@ -14,21 +14,6 @@ from amc_tf.models.convlstm import ConvLSTMCell
 # A motion_class of NO_LABEL has the zero one-hot as y^l_m (Table 4's "No y_m" feeds it).
 NO_LABEL = -1
 
-GENERATOR_INPUTS = ("appearance", "motion_class", "velocity", "noise")
-
-
-def generator_inputs(conditions, config):
-    """G's inputs from a conditions dict, with the conditions Table 4's ablation removed set to
-    zero: "No y_a" feeds a zero y_a, "No y_m" a zero y_m (no label, zero velocity). Whatever
-    generates with a trained G goes through it, so G sees at generation what it saw in training."""
-    inputs = {k: conditions[k] for k in GENERATOR_INPUTS}
-    if not config.use_appearance:
-        inputs["appearance"] = ops.zeros_like(inputs["appearance"])
-    if not config.use_motion:
-        inputs["motion_class"] = ops.full_like(inputs["motion_class"], NO_LABEL)
-        inputs["velocity"] = ops.zeros_like(inputs["velocity"])
-    return inputs
-
 
 def motion_condition(motion_class, velocity, num_classes, displacement=False):
     """y_m = [y^l_m repeated T-1 times, y^v_m] in R^{(T-1) x q} (§3.1); with `displacement`

@@ -9,7 +9,8 @@ from amc_tf.models.common import AdversarialModel, on_tensorflow
 from amc_tf.models.amc_gan.config import AMCConfig
 from amc_tf.models.amc_gan.discriminators import (build_appearance_discriminator,
                                                   build_motion_discriminator)
-from amc_tf.models.amc_gan.generator import NO_LABEL, build_generator, generator_inputs
+from amc_tf.models.amc_gan.conditions import generator_inputs
+from amc_tf.models.amc_gan.generator import NO_LABEL, build_generator
 
 LOSS_NAMES = ("d_loss", "d_adv", "d_aux_ce", "d_aux_mse", "g_loss", "g_adv", "g_aux", "l1",
               "l1_motion", "d_plus", "rank", "d_real_acc", "d_fake_acc")
