@@ -38,7 +38,6 @@ def pytest_collection_modifyitems(config, items):
 def pytest_collection_finish(session):
     """The two-replica checks the selected, not skipped tests ask for (`two_replicas` marker),
     run together in one process by `two_replica_results`."""
-    import two_replicas
     checks = []
     for item in session.items:
         marker = item.get_closest_marker("two_replicas")
@@ -47,7 +46,6 @@ def pytest_collection_finish(session):
             if spec not in checks:
                 checks.append(spec)
     session.config.two_replica_checks = checks
-    session.config.two_replica_key = two_replicas.check_key
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +75,9 @@ def two_replica_results(request):
 def two_replicas(request, two_replica_results):
     """The figures of the two-replica check this test's `two_replicas` marker names (it
     passed: a failed check fails the test with its traceback)."""
+    import two_replicas
     marker = request.node.get_closest_marker("two_replicas")
-    result = two_replica_results[request.config.two_replica_key(marker.args[0],
-                                                                 marker.kwargs)]
+    result = two_replica_results[two_replicas.check_key(marker.args[0], marker.kwargs)]
     assert result["ok"], result["log"]
     print(result["figures"])
     return result["figures"]

@@ -164,12 +164,11 @@ def _check_pipeline_run_then_tfx_cli_run_against_the_baseline(home, tmp_path):
 
     # Run 2 trains a new candidate (other steps) on the same data: with the cache the data's
     # components and the judges' Trainer are reused, the model Trainer, Evaluator and Pusher run.
-    from pipeline import local_runner as runner
     steps = configs.model_train_steps("amc-gan", "test") + 1
     env = dict(os.environ, LOCAL_HOME=str(tmp_path / "tfx_local"), AMC_HOME=home,
                AMC_PRESET="test", AMC_RAW=raw, AMC_EVAL_THRESHOLD="1e9", AMC_CACHE="1",
                AMC_MODEL_STEPS=str(steps))
-    assert runner.ENV_CACHE in env and runner.ENV_MODEL_STEPS in env
+    assert local_runner.ENV_CACHE in env and local_runner.ENV_MODEL_STEPS in env
     tfx_cli = os.path.join(VENV_BIN, "tfx")
     runner = os.path.join(configs.REPO_ROOT, "pipeline", "local_runner.py")
     for cmd in ([tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path", runner],

@@ -29,28 +29,33 @@ def _relative_gap(one_before, one_after, two_after):
     return float(np.linalg.norm(gap) / np.linalg.norm(update))
 
 
+def _repeated_batch(family, c):
+    """One seeded batch of 4 clips (classes 0-3) as the family's train step takes it, repeated."""
+    import numpy as np
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    batch = {"video": rng.uniform(-1, 1, (4, c.num_frames, c.frame_size, c.frame_size, 3)),
+             "velocity": rng.uniform(-1, 1, (4, c.num_frames - 1, c.velocity_dim)),
+             "motion_class": np.array([0, 1, 2, 3], np.int32), "subject_id": np.arange(4),
+             "noise": rng.standard_normal((4, *family.noise_shape(c)))}
+    batch = {k: tf.constant(v.astype(np.float32) if v.dtype == np.float64 else v)
+             for k, v in batch.items()}
+    return tf.data.Dataset.from_tensors(batch).repeat()
+
+
 def amc_gan(mirrored):
     """AMC-GAN, an Algorithm 1 step and a reconstruction warm-up step, batch 4, one replica
     against two from the same weights."""
     import keras
     import numpy as np
     import tensorflow as tf
+    from amc_tf.models import get_family
     from amc_tf.models.amc_gan.config import get_preset
     from amc_tf.models.amc_gan.model import AMCGAN
 
     # "pairs": y' of clip i is clip i^1, the same pairing within each replica's half batch.
     c = get_preset("test").replace(batch_size=4, mismatch_mode="pairs", steps_per_epoch=1)
-    rng = np.random.default_rng(0)
-    batch = {
-        "video": rng.uniform(-1, 1, (4, c.num_frames, c.frame_size, c.frame_size, 3)),
-        "velocity": rng.uniform(-1, 1, (4, c.num_frames - 1, c.velocity_dim)),
-        "motion_class": np.array([0, 1, 2, 3], np.int32),
-        "subject_id": np.arange(4),
-        "noise": rng.standard_normal((4, c.noise_dim)),
-    }
-    batch = {k: tf.constant(v.astype(np.float32) if v.dtype == np.float64 else v)
-             for k, v in batch.items()}
-    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    ds = _repeated_batch(get_family("amc-gan"), c)
 
     def state_variables(gan):
         # The three networks' weights (BN statistics included) and both optimizers' state.
@@ -105,14 +110,7 @@ def gan_family(mirrored, family, **config_changes):
     c = family.config("test", num_classes=4).replace(batch_size=4, **config_changes)
     module, _, name = family.model_class.partition(":")
     model_class = getattr(importlib.import_module(module), name)
-    rng = np.random.default_rng(0)
-    batch = {"video": rng.uniform(-1, 1, (4, c.num_frames, c.frame_size, c.frame_size, 3)),
-             "velocity": rng.uniform(-1, 1, (4, c.num_frames - 1, 2 * c.num_keypoints)),
-             "motion_class": np.array([0, 1, 2, 3], np.int32), "subject_id": np.arange(4),
-             "noise": rng.standard_normal((4, *family.noise_shape(c)))}
-    batch = {k: tf.constant(v.astype(np.float32) if v.dtype == np.float64 else v)
-             for k, v in batch.items()}
-    ds = tf.data.Dataset.from_tensors(batch).repeat()
+    ds = _repeated_batch(family, c)
 
     def run(strategy, init=None):
         with strategy.scope():
